@@ -1,0 +1,1 @@
+"""Object detection and tracking (ultralytics YOLO + ByteTrack) and object-centric crops."""

@@ -1,0 +1,1 @@
+"""Snippet feature extractors: I3D backbones, their weights, preprocessing and the ``features`` stage."""

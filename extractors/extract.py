@@ -1,0 +1,308 @@
+"""The ``features`` stage: a video -> ``(T, crops, D)`` float32 I3D snippet features plus a JSON sidecar.
+
+Snippets are non-overlapping windows of ``snippet_frames`` (16) consecutive frames at the video's native frame
+rate, so snippet ``t`` covers frames ``[16 t, 16 t + 16)``. A trailing partial snippet (``frames % 16`` frames) is
+dropped by default, as in the public feature sets (``T = floor(frames / 16)``); with ``tail="pad"`` it is kept,
+padded by repeating its last frame (``T = ceil(frames / 16)``). Videos shorter than one snippet need ``pad``.
+
+Decoding and preprocessing run in a background thread, ``prefetch_batches`` batches ahead of the model; the
+features are written straight into a memory-mapped temporary ``.npy`` that is renamed into place when complete,
+so memory stays flat however long the video is.
+
+Sidecar (``<video_id>.json``) schema ``vad-pipeline/features/1``: ``video``, ``video_id``, ``video_sha256``,
+``backbone``, ``feature_dim``, ``feature_layer``, ``shape`` ([T, crops, D]), ``T``, ``crops``, ``crop_names``,
+``snippet_frames``, ``tail``, ``frames``, ``frames_covered`` (= 16 T, or ``frames`` when padded), ``fps``,
+``width``, ``height``, ``short_side``, ``crop_size``, ``weights`` (``source``, ``path``, ``sha256``, ``random``),
+``decoder``, ``device``, ``seconds``, ``created``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vad_pipeline.atomic import atomic_path, save_json_atomic
+from vad_pipeline.decode import FrameReader, open_video
+from vad_pipeline.errors import CacheError, UserError, VideoError
+from vad_pipeline.stage import RunSummary, Stage
+from vad_pipeline.workspace import VideoRef, Workspace
+
+from .backbones import SnippetBackbone, backbone_spec, load_backbone
+from .preprocess import CROP_MODES, CROP_NAMES, resize_frames, snippet_crops
+from .weights import WeightsChoice, resolve_weights
+
+log = logging.getLogger(__name__)
+
+FEATURE_SCHEMA = "vad-pipeline/features/1"
+EXTRACTION_VERSION = 1  # bump when a change alters feature values, so old caches are not reused
+TAIL_MODES = ("drop", "pad")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Options of ``vad-pipeline extract`` that shape the features (and a few that only shape the speed)."""
+
+    backbone: str = "i3d"
+    weights: str | None = None  # a path, "random", or None to look in the usual places
+    crops: str = "center"
+    tail: str = "drop"
+    snippet_frames: int = 16
+    short_side: int = 256
+    crop_size: int = 224
+    batch_size: int = 4  # snippets per forward pass (each with all its crops)
+    device: str = "auto"
+    decoder: str = "auto"
+    prefetch_batches: int = 2
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.crops not in CROP_MODES:
+            raise UserError(f"--crops {self.crops}: choose one of {', '.join(CROP_MODES)}")
+        if self.tail not in TAIL_MODES:
+            raise UserError(f"--tail {self.tail}: choose one of {', '.join(TAIL_MODES)}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+class _Done:
+    pass
+
+
+class FeatureStage(Stage):
+    """Per video: decode, cut 16-frame snippets, crop, run the backbone, write ``(T, crops, D)``."""
+
+    name = "features"
+
+    def __init__(self, config: ExtractConfig, workspace: Workspace):
+        self.cfg = config
+        self.spec = backbone_spec(config.backbone)
+        self.weights: WeightsChoice = resolve_weights(config.backbone, config.weights)
+        self.weights_sha256 = (
+            "random-seed-0" if self.weights.is_random else workspace.manifest.sha256_of(self.weights.path)
+        )
+        self.device = resolve_device(config.device)
+        self.model: SnippetBackbone | None = None
+        if self.weights.is_random:
+            log.warning("extract: --weights random: features come from an untrained backbone (for tests only)")
+
+    # -- Stage interface -------------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {
+            "extraction_version": EXTRACTION_VERSION,
+            "backbone": self.spec.name,
+            "feature_layer": self.spec.feature_layer,
+            "weights_sha256": self.weights_sha256,
+            "crops": self.cfg.crops,
+            "tail": self.cfg.tail,
+            "snippet_frames": self.cfg.snippet_frames,
+            "short_side": self.cfg.short_side,
+            "crop_size": self.cfg.crop_size,
+        }
+
+    def tag(self, digest: str) -> str:
+        random_mark = "-random" if self.weights.is_random else ""
+        return f"{self.spec.name}{random_mark}-{self.cfg.crops}-{digest}"
+
+    def prepare(self) -> None:
+        if self.model is None:
+            self.model = load_backbone(self.spec, self.weights).to(self.device)
+            log.info("extract: %s on %s, %s crop(s), batch %d snippet(s)", self.spec.name, self.device,
+                     self.cfg.crops, self.cfg.batch_size)
+
+    def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
+        return [folder / f"{video.video_id}.npy", folder / f"{video.video_id}.json"]
+
+    def verify(self, video: VideoRef, folder: Path) -> dict[str, Any]:
+        npy, sidecar = self.outputs(video, folder)
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            shape = tuple(np.load(npy, mmap_mode="r").shape)
+        except Exception as exc:
+            raise CacheError(f"{npy}: corrupt cache entry ({type(exc).__name__}: {exc})") from None
+        if meta.get("schema") != FEATURE_SCHEMA or tuple(meta.get("shape", ())) != shape:
+            raise CacheError(f"{npy}: corrupt cache entry (sidecar does not match the array)")
+        return _summary(meta)
+
+    def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
+        assert self.model is not None, "prepare() must run first"
+        started = time.perf_counter()
+        reader = open_video(video.path, self.cfg.decoder, want_gpu=self.device.type == "cuda")
+        try:
+            info = reader.info
+            length = self.cfg.snippet_frames
+            full, rest = divmod(info.frames, length)
+            count = full + (1 if self.cfg.tail == "pad" and rest else 0)
+            if count == 0:
+                raise VideoError(
+                    f"{video.path}: {info.frames} frames, fewer than one {length}-frame snippet; "
+                    "pass --tail pad to keep it"
+                )
+            crops = CROP_MODES[self.cfg.crops]
+            npy, sidecar = self.outputs(video, folder)
+            with atomic_path(npy) as tmp:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                shape=(count, crops, self.spec.feature_dim))
+                written = 0
+                bar = tqdm(total=count, desc=video.path.name[-30:], unit="snippet", leave=False,
+                           disable=not self.cfg.progress, dynamic_ncols=True)
+                with bar:
+                    for start, clips in self._prefetched(reader, count):
+                        out[start : start + len(clips)] = self._forward(clips)
+                        written = start + len(clips)
+                        bar.update(len(clips))
+                if written != count:
+                    raise VideoError(f"{video.path}: decoded {written} of {count} snippets; the file is truncated")
+                out.flush()
+                del out
+        finally:
+            reader.close()
+        meta = {
+            "schema": FEATURE_SCHEMA,
+            "video": str(video.path),
+            "video_id": video.video_id,
+            "video_sha256": video.sha256,
+            "backbone": self.spec.name,
+            "feature_dim": self.spec.feature_dim,
+            "feature_layer": self.spec.feature_layer,
+            "shape": [count, crops, self.spec.feature_dim],
+            "T": count,
+            "crops": self.cfg.crops,
+            "crop_names": CROP_NAMES[self.cfg.crops],
+            "snippet_frames": length,
+            "tail": self.cfg.tail,
+            "frames": info.frames,
+            "frames_covered": min(count * length, info.frames),
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "short_side": self.cfg.short_side,
+            "crop_size": self.cfg.crop_size,
+            "weights": {
+                "source": self.weights.source,
+                "path": str(self.weights.path) if self.weights.path else None,
+                "sha256": self.weights_sha256,
+                "random": self.weights.is_random,
+            },
+            "decoder": info.decoder,
+            "device": str(self.device),
+            "seconds": round(time.perf_counter() - started, 3),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        save_json_atomic(sidecar, meta)
+        return _summary(meta)
+
+    # -- internals -------------------------------------------------------------------------------------------
+    def _snippet_batches(self, reader: FrameReader, count: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first snippet index, (b, crops, L, S, S, 3) uint8)`` batches, in order."""
+        length, batch = self.cfg.snippet_frames, self.cfg.batch_size
+        index = 0
+        for chunk in reader.iter_chunks(length * batch):  # chunks start on snippet boundaries
+            frames = resize_frames(chunk, self.cfg.short_side)
+            whole = len(frames) // length
+            snippets = list(frames[: whole * length].reshape(whole, length, *frames.shape[1:]))
+            rest = frames[whole * length :]
+            if len(rest) and index + whole < count:  # the padded trailing snippet (tail="pad")
+                padding = np.repeat(rest[-1:], length - len(rest), axis=0)
+                snippets.append(np.concatenate([rest, padding]))
+            snippets = snippets[: count - index]
+            if snippets:
+                yield index, np.stack([snippet_crops(s, self.cfg.crop_size, self.cfg.crops) for s in snippets])
+                index += len(snippets)
+
+    def _prefetched(self, reader: FrameReader, count: int) -> Iterator[tuple[int, np.ndarray]]:
+        """``_snippet_batches`` run in a background thread, ``prefetch_batches`` ahead of the consumer."""
+        results: queue.Queue = queue.Queue(maxsize=max(1, self.cfg.prefetch_batches))
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for item in self._snippet_batches(reader, count):
+                    while not stop.is_set():
+                        try:
+                            results.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                results.put(_Done())
+            except BaseException as exc:  # handed to the consumer, which re-raises it in the main thread
+                results.put(exc)
+
+        worker = threading.Thread(target=produce, name="vad-decode", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = results.get()
+                if isinstance(item, _Done):
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            worker.join(timeout=10)
+
+    def _forward(self, clips: np.ndarray) -> np.ndarray:
+        """``(b, crops, L, S, S, 3)`` uint8 -> ``(b, crops, D)`` float32 features."""
+        assert self.model is not None
+        b, crops = clips.shape[:2]
+        x = torch.from_numpy(clips.reshape(b * crops, *clips.shape[2:])).to(self.device, non_blocking=True)
+        x = x.permute(0, 4, 1, 2, 3).float()  # (N, 3, L, S, S)
+        mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1, 1) * 255.0
+        std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1, 1) * 255.0
+        x = ((x - mean) / std).contiguous()
+        with torch.inference_mode():
+            features = self.model.features(x)
+        return features.float().cpu().numpy().reshape(b, crops, -1)
+
+
+def _summary(meta: dict[str, Any]) -> dict[str, Any]:
+    keys = ("T", "shape", "fps", "frames", "width", "height", "decoder", "device")
+    return {key: meta.get(key) for key in keys} | {"random_weights": meta.get("weights", {}).get("random")}
+
+
+def config_from_args(**options: Any) -> ExtractConfig:
+    """Build an ExtractConfig from keyword options, ignoring ``None`` (so dataclass defaults apply)."""
+    known = {field for field in asdict(ExtractConfig())}
+    return ExtractConfig(**{k: v for k, v in options.items() if k in known and v is not None})
+
+
+def extract_videos(
+    workspace: Workspace, inputs: list[Path | str], config: ExtractConfig, force: bool = False
+) -> RunSummary:
+    """``vad-pipeline extract``: find the videos under ``inputs`` and run the ``features`` stage on them."""
+    from vad_pipeline.discovery import find_videos
+    from vad_pipeline.stage import run_stage
+
+    videos = find_videos(inputs)
+    if not videos:
+        raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+    stage = FeatureStage(config, workspace)
+    log.info("extract: %d video(s) -> %s", len(videos), workspace.root)
+    summary = run_stage(workspace, stage, videos, force=force, progress=config.progress)
+    log.info(
+        "extract: %d extracted, %d already cached, %d failed; features in %s",
+        len(summary.done), len(summary.cached), len(summary.failed), summary.folder,
+    )
+    return summary

@@ -1,0 +1,61 @@
+"""Snippet preprocessing: shorter side to 256, then 224x224 crops (center, 5-crop or 10-crop), as uint8.
+
+Crop order (crop index = position in the feature file's second axis):
+
+- ``center``: ``[center]``
+- ``five``:   ``[center, top-left, top-right, bottom-left, bottom-right]``
+- ``ten``:    the five above, then the same five mirrored left-right (crop 5 = mirrored center)
+
+Normalisation (float conversion, mean/std) happens on the model's device, so that uint8 travels to it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CROP_MODES = {"center": 1, "five": 5, "ten": 10}
+CROP_NAMES = {
+    "center": ["center"],
+    "five": ["center", "top_left", "top_right", "bottom_left", "bottom_right"],
+}
+CROP_NAMES["ten"] = CROP_NAMES["five"] + [f"{name}_flipped" for name in CROP_NAMES["five"]]
+
+
+def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(height, width) after scaling so the shorter side is ``short_side`` (aspect ratio kept, rounded)."""
+    scale = short_side / min(height, width)
+    return max(short_side, round(height * scale)), max(short_side, round(width * scale))
+
+
+def resize_frames(frames: np.ndarray, short_side: int) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 -> ``(N, H', W', 3)`` uint8 with min(H', W') = ``short_side`` (bilinear)."""
+    height, width = frames.shape[1:3]
+    new_h, new_w = resized_shape(height, width, short_side)
+    if (new_h, new_w) == (height, width):
+        return frames
+    out = np.empty((frames.shape[0], new_h, new_w, 3), dtype=np.uint8)
+    for index, frame in enumerate(frames):
+        cv2.resize(frame, (new_w, new_h), dst=out[index], interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def crop_offsets(height: int, width: int, size: int, mode: str) -> list[tuple[int, int]]:
+    """Top-left corners of the unflipped crops of ``mode`` (center first)."""
+    if height < size or width < size:
+        raise ValueError(f"frame {height}x{width} is smaller than the {size}x{size} crop")
+    center = ((height - size) // 2, (width - size) // 2)
+    if mode == "center":
+        return [center]
+    return [center, (0, 0), (0, width - size), (height - size, 0), (height - size, width - size)]
+
+
+def snippet_crops(frames: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """``(T, H, W, 3)`` resized frames -> ``(crops, T, size, size, 3)`` uint8 in the documented crop order."""
+    if mode not in CROP_MODES:
+        raise ValueError(f"unknown crop mode {mode!r}; choose one of {', '.join(CROP_MODES)}")
+    height, width = frames.shape[1:3]
+    crops = [frames[:, y : y + size, x : x + size] for y, x in crop_offsets(height, width, size, mode)]
+    if mode == "ten":
+        crops += [crop[:, :, ::-1] for crop in crops]
+    return np.stack(crops)

@@ -1,0 +1,1 @@
+"""Anomaly scoring methods, one class per method behind a registry."""

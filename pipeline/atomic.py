@@ -1,0 +1,88 @@
+"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename over the target.
+
+A reader (or a re-run after a crash) therefore sees either the old file, or the complete new one, never a
+half-written file. Temporary files carry a ``.tmp-`` prefix so that stale ones can be recognised and removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name ends with the target's name, so writers that pick a format by extension still work.
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix="-" + target.name, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(target: Path, writer: Callable[[Path], None]) -> None:
+    """Run ``writer(tmp_path)`` and atomically move its output to ``target``."""
+    with atomic_path(target) as tmp:
+        writer(tmp)
+
+
+def save_npy_atomic(target: Path, array: np.ndarray) -> None:
+    """Save ``array`` as ``.npy`` at ``target`` atomically."""
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+
+    write_atomic(target, _write)
+
+
+def save_json_atomic(target: Path, payload: Any) -> None:
+    """Save ``payload`` as pretty JSON at ``target`` atomically."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary files a killed run left in ``folder`` (recursively); return how many were removed."""
+    removed = 0
+    if not folder.exists():
+        return 0
+    for path in folder.rglob(TMP_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed

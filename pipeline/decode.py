@@ -1,0 +1,261 @@
+"""Video decoding: open a file with decord (GPU context when decord was built with CUDA, else CPU) or OpenCV,
+read its metadata and stream its frames in chunks, never holding the whole video in memory.
+
+Frames come out as ``(N, H, W, 3)`` uint8 RGB arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from .errors import VideoError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".ogv"}
+)
+DECODERS = ("auto", "decord", "opencv")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Metadata of an opened video. ``frames`` is the container's count; readers check it while decoding."""
+
+    path: str
+    fps: float
+    frames: int
+    width: int
+    height: int
+    decoder: str
+
+
+class FrameReader(Protocol):
+    """An opened video: its metadata and a chunked frame stream."""
+
+    info: VideoInfo
+
+    def iter_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        """Yield consecutive ``(N, H, W, 3)`` uint8 RGB chunks covering every frame once, in order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _captured_native_stderr() -> Iterator[list[str]]:
+    """Capture what native libraries (ffmpeg, dmlc) write to fd 2, so a failure becomes one clean line."""
+    lines: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters): nothing to capture
+        yield lines
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _native_reason(lines: list[str]) -> str:
+    """The most informative native error line, without log prefixes or the file name."""
+    for line in reversed(lines):
+        if "ERROR" in line or "Invalid" in line or "not found" in line:
+            text = line.split("ERROR", 1)[-1].lstrip(": ")
+            return text.split(", ", 1)[-1] if text.startswith("opening") else text
+    return lines[-1] if lines else ""
+
+
+def _container_frame_count(path: Path) -> int:
+    """The frame count the container header declares (OpenCV's reading of it), 0 when unknown."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if capture.isOpened() else 0
+    finally:
+        capture.release()
+
+
+# Containers whose headers state the exact frame count, so a shortfall in decoded frames means truncation.
+_EXACT_COUNT_CONTAINERS = frozenset({".avi", ".mp4", ".mov", ".m4v"})
+
+
+_log_once_lock = threading.Lock()
+_logged_messages: set[str] = set()
+_decord_gpu_missing: str | None = None  # why decord cannot decode on the GPU, once known
+
+
+def _log_once(message: str) -> None:
+    with _log_once_lock:
+        if message in _logged_messages:
+            return
+        _logged_messages.add(message)
+    log.info(message)
+
+
+class DecordReader:
+    """decord.VideoReader, read in contiguous batches; on the GPU when asked and decord was built with CUDA."""
+
+    def __init__(self, path: Path, want_gpu: bool = False, num_threads: int = 0):
+        global _decord_gpu_missing
+        import decord
+
+        decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's per-frame warnings; errors still raise
+
+        self._path = path
+        self._reader = None
+        context_name = "cpu"
+        with _captured_native_stderr() as native:
+            error: Exception | None = None
+            try:
+                if want_gpu and _decord_gpu_missing is None:
+                    try:
+                        self._reader = decord.VideoReader(str(path), ctx=decord.gpu(0), num_threads=num_threads)
+                        context_name = "gpu"
+                    except Exception as exc:  # the PyPI wheel: DECORDError "CUDA not enabled"
+                        if "CUDA not enabled" not in str(exc):
+                            raise
+                        _decord_gpu_missing = "decord was built without CUDA"
+                if self._reader is None:
+                    self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
+                frames = len(self._reader)
+                first = self._reader[0].shape if frames > 0 else None
+            except Exception as exc:
+                error = exc
+        if context_name == "gpu":
+            _log_once("decode: decord on GPU 0 (decord built with CUDA)")
+        else:
+            why = _decord_gpu_missing if want_gpu else "no CUDA device requested or available"
+            _log_once(f"decode: decord on CPU ({why})")
+        if error is not None:
+            reason = _native_reason(native) or str(error).splitlines()[0]
+            raise VideoError(
+                f"{path}: cannot be decoded as a video ({reason}): the file is corrupt, truncated or not a video; "
+                "re-encode or re-download it"
+            )
+        if frames <= 0 or first is None:
+            raise VideoError(f"{path}: video has no frames; remove it or re-encode it")
+        if path.suffix.lower() in _EXACT_COUNT_CONTAINERS:
+            # decord indexes what it can demux: a truncated AVI simply looks shorter. The header knows better.
+            declared = _container_frame_count(path)
+            if declared > frames + max(2, int(0.02 * declared)):
+                raise VideoError(
+                    f"{path}: truncated: the header declares {declared} frames but only {frames} are present; "
+                    "re-encode or re-download the file"
+                )
+        height, width = int(first[0]), int(first[1])
+        fps = float(self._reader.get_avg_fps() or 0.0)
+        self.info = VideoInfo(str(path), fps, int(frames), width, height, f"decord-{context_name}")
+
+    def iter_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        total = self.info.frames
+        for start in range(0, total, chunk_frames):
+            stop = min(total, start + chunk_frames)
+            # No fd capture here: this runs in a prefetch thread, and redirecting fd 2 would swallow the
+            # main thread's progress and log output.
+            try:
+                batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
+            except Exception as error:
+                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                raise VideoError(
+                    f"{self._path}: truncated or corrupt: decoding stopped at frame {start} of {total} ({reason}); "
+                    "re-encode or re-download the file"
+                ) from None
+            yield batch
+
+    def close(self) -> None:
+        self._reader = None
+
+
+class OpenCVReader:
+    """cv2.VideoCapture, read frame by frame (BGR converted to RGB)."""
+
+    def __init__(self, path: Path):
+        import cv2
+
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise VideoError(
+                f"{path}: cannot be decoded as a video (OpenCV could not open it): the file is corrupt, truncated or "
+                "not a video; re-encode or re-download it"
+            )
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        if frames <= 0 or width <= 0 or height <= 0:
+            capture.release()
+            raise VideoError(f"{path}: video has no frames; remove it or re-encode it")
+        self._capture = capture
+        self._path = path
+        self.info = VideoInfo(str(path), fps, frames, width, height, "opencv")
+
+    def iter_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        import cv2
+
+        total = self.info.frames
+        buffer = np.empty((chunk_frames, self.info.height, self.info.width, 3), dtype=np.uint8)
+        filled = 0
+        decoded = 0
+        while decoded < total:
+            ok = self._capture.grab()
+            if not ok:
+                break
+            ok, frame = self._capture.retrieve()
+            if not ok or frame.shape[:2] != (self.info.height, self.info.width):
+                break
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=buffer[filled])
+            filled += 1
+            decoded += 1
+            if filled == chunk_frames:
+                yield buffer.copy()
+                filled = 0
+        if decoded < total:
+            raise VideoError(
+                f"{self._path}: truncated or corrupt: decoding stopped at frame {decoded} of {total}; "
+                "re-encode or re-download the file"
+            )
+        if filled:
+            yield buffer[:filled].copy()
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> FrameReader:
+    """Open ``path`` with the chosen decoder ('auto' = decord). Raises VideoError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: file is empty (0 bytes); remove it or copy it again")
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    if decoder == "opencv":
+        return OpenCVReader(path)
+    return DecordReader(path, want_gpu=want_gpu)
+
+
+def probe_video(path: Path, decoder: str = "auto") -> VideoInfo:
+    """Open ``path`` just to read its metadata."""
+    reader = open_video(path, decoder)
+    try:
+        return reader.info
+    finally:
+        reader.close()

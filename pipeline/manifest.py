@@ -1,0 +1,165 @@
+"""The workspace manifest: a SQLite database (WAL mode) recording every video seen and every stage artifact
+(stage, video, config hash, status, timings, library versions).
+
+Tables (documented in README.md, "Workspace layout"):
+
+- ``file_hashes(path, size, mtime_ns, sha256)``: content hashes, reused while a file's size and mtime are unchanged.
+- ``videos(video_id, path, sha256, size, fps, frames, width, height, updated)``: one row per distinct video.
+- ``artifacts(stage, video_id, config_hash, config_json, status, path, error, started, finished, seconds,
+  versions_json, detail_json)``: ``status`` is ``running``, ``done`` or ``failed``.
+
+The artifact files themselves are the source of truth for completeness (they are written atomically); the manifest
+is the index and the history. Several processes may write to it at once (WAL, busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .hashing import file_sha256
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS videos (
+    video_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER,
+    fps REAL, frames INTEGER, width INTEGER, height INTEGER, updated REAL
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    stage TEXT NOT NULL, video_id TEXT NOT NULL, config_hash TEXT NOT NULL, config_json TEXT NOT NULL,
+    status TEXT NOT NULL, path TEXT, error TEXT, started REAL, finished REAL, seconds REAL,
+    versions_json TEXT, detail_json TEXT,
+    PRIMARY KEY (stage, video_id, config_hash)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """One row of the ``artifacts`` table."""
+
+    stage: str
+    video_id: str
+    config_hash: str
+    status: str
+    path: str | None
+    error: str | None
+    seconds: float | None
+    finished: float | None
+    detail: dict[str, Any]
+
+
+class Manifest:
+    """Thread-safe access to ``manifest.sqlite``; every write is its own transaction."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=60000")
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- content hashes ---------------------------------------------------------------------------------------
+    def sha256_of(self, path: Path) -> str:
+        """SHA-256 of ``path``, recomputed only when its size or modification time changed."""
+        path = Path(path).resolve()
+        stat = path.stat()
+        rows = self._execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path = ?", (str(path),))
+        if rows and rows[0][0] == stat.st_size and rows[0][1] == stat.st_mtime_ns:
+            return rows[0][2]
+        digest = file_sha256(path)
+        self._execute(
+            "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
+            (str(path), stat.st_size, stat.st_mtime_ns, digest),
+        )
+        return digest
+
+    # -- videos -----------------------------------------------------------------------------------------------
+    def record_video(self, video_id: str, path: Path, sha256: str, size: int, **meta: Any) -> None:
+        self._execute(
+            "INSERT INTO videos (video_id, path, sha256, size, fps, frames, width, height, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(video_id) DO UPDATE SET path = excluded.path, "
+            "fps = COALESCE(excluded.fps, videos.fps), frames = COALESCE(excluded.frames, videos.frames), "
+            "width = COALESCE(excluded.width, videos.width), height = COALESCE(excluded.height, videos.height), "
+            "updated = excluded.updated",
+            (
+                video_id, str(path), sha256, size, meta.get("fps"), meta.get("frames"), meta.get("width"),
+                meta.get("height"), time.time(),
+            ),
+        )
+
+    def videos(self) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT video_id, path, sha256, size, fps, frames, width, height FROM videos ORDER BY path"
+        )
+        keys = ("video_id", "path", "sha256", "size", "fps", "frames", "width", "height")
+        return [dict(zip(keys, row)) for row in rows]
+
+    # -- artifacts --------------------------------------------------------------------------------------------
+    def mark_running(self, stage: str, video_id: str, config_hash: str, config: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO artifacts (stage, video_id, config_hash, config_json, status, started) "
+            "VALUES (?, ?, ?, ?, 'running', ?) ON CONFLICT(stage, video_id, config_hash) DO UPDATE SET "
+            "status = 'running', error = NULL, started = excluded.started",
+            (stage, video_id, config_hash, json.dumps(config, sort_keys=True, default=str), time.time()),
+        )
+
+    def mark_done(
+        self, stage: str, video_id: str, config_hash: str, config: dict[str, Any], path: Path,
+        seconds: float | None, versions: dict[str, str], detail: dict[str, Any],
+    ) -> None:
+        self._execute(
+            "INSERT INTO artifacts (stage, video_id, config_hash, config_json, status, path, error, finished, "
+            "seconds, versions_json, detail_json) VALUES (?, ?, ?, ?, 'done', ?, NULL, ?, ?, ?, ?) "
+            "ON CONFLICT(stage, video_id, config_hash) DO UPDATE SET status = 'done', path = excluded.path, "
+            "error = NULL, finished = excluded.finished, seconds = COALESCE(excluded.seconds, artifacts.seconds), "
+            "versions_json = excluded.versions_json, detail_json = excluded.detail_json",
+            (
+                stage, video_id, config_hash, json.dumps(config, sort_keys=True, default=str), str(path),
+                time.time(), seconds, json.dumps(versions, sort_keys=True), json.dumps(detail, sort_keys=True),
+            ),
+        )
+
+    def mark_failed(self, stage: str, video_id: str, config_hash: str, config: dict[str, Any], error: str) -> None:
+        self._execute(
+            "INSERT INTO artifacts (stage, video_id, config_hash, config_json, status, error, finished) "
+            "VALUES (?, ?, ?, ?, 'failed', ?, ?) ON CONFLICT(stage, video_id, config_hash) DO UPDATE SET "
+            "status = 'failed', error = excluded.error, finished = excluded.finished",
+            (stage, video_id, config_hash, json.dumps(config, sort_keys=True, default=str), error, time.time()),
+        )
+
+    def artifacts(self, stage: str | None = None) -> Iterator[ArtifactRecord]:
+        sql = "SELECT stage, video_id, config_hash, status, path, error, seconds, finished, detail_json FROM artifacts"
+        params: tuple = ()
+        if stage is not None:
+            sql += " WHERE stage = ?"
+            params = (stage,)
+        for row in self._execute(sql + " ORDER BY stage, video_id, finished", params):
+            yield ArtifactRecord(*row[:8], detail=json.loads(row[8]) if row[8] else {})
+
+    def artifact(self, stage: str, video_id: str, config_hash: str) -> ArtifactRecord | None:
+        rows = self._execute(
+            "SELECT stage, video_id, config_hash, status, path, error, seconds, finished, detail_json FROM artifacts "
+            "WHERE stage = ? AND video_id = ? AND config_hash = ?",
+            (stage, video_id, config_hash),
+        )
+        return ArtifactRecord(*rows[0][:8], detail=json.loads(rows[0][8]) if rows[0][8] else {}) if rows else None

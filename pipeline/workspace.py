@@ -1,0 +1,70 @@
+"""The on-disk workspace: where every stage's artifacts, the manifest and the reports live.
+
+Layout (also in README.md)::
+
+    <workdir>/
+      manifest.sqlite              # index and history of every video and artifact (SQLite, WAL)
+      <stage>/<tag>/               # one folder per stage and configuration, tag = "<name>-<config hash>"
+        config.json                # the full configuration the hash was computed from
+        <video_id>.npy / .json     # the artifact and its JSON sidecar, written atomically
+      demo/                        # videos and ground truth written by `vad-pipeline demo`
+
+``video_id`` is ``<file stem>-<first 10 hex digits of the file's SHA-256>``: a changed file gets a new id, two
+copies of one file share one id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .manifest import Manifest
+
+DEFAULT_WORKDIR = Path("vad-work")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """A video identified by content: ``video_id`` changes when the file's bytes change."""
+
+    path: Path
+    sha256: str
+    size: int
+
+    @property
+    def video_id(self) -> str:
+        stem = _UNSAFE.sub("_", self.path.stem).strip("_") or "video"
+        return f"{stem}-{self.sha256[:10]}"
+
+
+class Workspace:
+    """A workdir: the manifest plus one folder per stage configuration."""
+
+    def __init__(self, root: Path | str = DEFAULT_WORKDIR):
+        self.root = Path(root).expanduser().resolve()
+        self._manifest: Manifest | None = None
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._manifest = Manifest(self.root / "manifest.sqlite")
+        return self._manifest
+
+    def exists(self) -> bool:
+        return (self.root / "manifest.sqlite").is_file()
+
+    def stage_folder(self, stage: str, tag: str) -> Path:
+        return self.root / stage / tag
+
+    def video_ref(self, path: Path) -> VideoRef:
+        """Identify ``path`` by content (the hash is cached in the manifest while size and mtime are unchanged)."""
+        path = Path(path).resolve()
+        return VideoRef(path=path, sha256=self.manifest.sha256_of(path), size=path.stat().st_size)
+
+    def close(self) -> None:
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None

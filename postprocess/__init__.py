@@ -1,0 +1,1 @@
+"""Snippet-to-frame expansion, temporal proposals, metrics and reports."""

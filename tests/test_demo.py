@@ -1,0 +1,31 @@
+"""`vad-pipeline demo` runs end to end with the real Kinetics-400 weights and leaves documented outputs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vad_pipeline.cli import main
+
+
+@pytest.mark.slow
+def test_demo_generates_ground_truth_and_features(tmp_path: Path, i3d_weights: Path, capsys) -> None:
+    workdir = tmp_path / "work"
+    assert main(["demo", "--workdir", str(workdir), "--videos-per-class", "2", "--frames", "48", "-q"]) == 0
+    demo = next((workdir / "demo").iterdir())
+    labels = list(csv.DictReader(open(demo / "labels.csv")))
+    assert {row["label"] for row in labels} == {"normal", "anomaly"} and len(labels) == 4
+    truth = list(csv.DictReader(open(demo / "ground_truth.csv")))
+    assert len(truth) == 2
+    for row in truth:
+        assert 0 <= int(row["start_frame"]) < int(row["end_frame"]) <= 48
+    features = sorted((workdir / "features").glob("i3d-center-*/*.npy"))
+    assert len(features) == 4
+    assert all(np.load(p).shape == (3, 1, 1024) for p in features)
+
+    assert main(["status", "--workdir", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert "4 done" in out

@@ -70,6 +70,30 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status)
     status.set_defaults(handler=_cmd_status)
 
+    score = commands.add_parser(
+        "score", help="train a weakly supervised method on the features and write per-snippet scores",
+        description="Train --method on video-level labels (checkpoint cached) and write (T,) snippet scores for "
+                    "every video. Labels: --labels CSV, normal/ and anomaly/ folders, or public naming.")
+    score.add_argument("--method", default="mil", help="mil, align, ddl or xel (default mil)")
+    score.add_argument("--base", default="mil", help="the method xel is plugged into (default mil)")
+    score.add_argument("--features", type=Path, default=None,
+                       help="folder of public-layout features (.npy (T,D)/(T,crops,D), *_i3d.npy, name__k.npy, .txt)")
+    score.add_argument("--features-tag", default=None, help="which workspace features/<tag>/ folder to use")
+    score.add_argument("--labels", type=Path, default=None, help="CSV video,label[,split]")
+    score.add_argument("--train-list", type=Path, default=None, help="list file of training videos (RTFM style)")
+    score.add_argument("--test-list", type=Path, default=None, help="list file of test videos")
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--epochs", type=int, default=None, help="override the method's epochs")
+    score.add_argument("--lr", type=float, default=None, help="override the method's learning rate")
+    score.add_argument("--batch-size", type=int, default=None, help="override anomalous (= normal) bags per step")
+    score.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                       help="method option, e.g. --set k=3, --set lambda_dr=0, --set preset=code (repeatable)")
+    score.add_argument("--xel-update", choices=("epoch", "batch"), default="epoch",
+                       help="xel: refresh the hard-instance bank every epoch (default) or every batch")
+    score.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
+    _common(score)
+    score.set_defaults(handler=_cmd_score)
+
     weights = commands.add_parser("weights", help="install or locate backbone weights",
                                   description="Install or locate model weights (offline-friendly).")
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
@@ -109,6 +133,25 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     )
     summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from vad_pipeline.models.score import ScoreConfig, score_videos
+
+    options = {}
+    for item in args.options:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        options[key.strip()] = value.strip()
+    config = ScoreConfig(
+        method=args.method, base=args.base, features=args.features, features_tag=args.features_tag,
+        labels=args.labels, train_list=args.train_list, test_list=args.test_list, seed=args.seed,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, options=options, xel_update=args.xel_update,
+        force=args.force, progress=not args.quiet,
+    )
+    score_videos(Workspace(args.workdir), config)
+    return EXIT_OK
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -163,6 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted; finished work is kept, run the same command again to resume")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an environment problem: one line, the traceback with -v
+        log.error("unexpected %s: %s (run with -v for the traceback; finished work is kept)",
+                  type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        log.debug("traceback", exc_info=True)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -169,3 +169,60 @@ def write_ground_truth(path: Path, videos: list[SyntheticVideo]) -> None:
                     out.writerow([video.path.stem, *video.interval])
 
     write_atomic(path, write)
+
+
+@dataclass(frozen=True)
+class SyntheticFeatures:
+    """One video of generated snippet features with its snippet-level truth."""
+
+    name: str
+    features: np.ndarray  # (T, crops, D) float32
+    snippet_labels: np.ndarray  # (T,) 0/1
+    label: int
+    split: str
+
+
+def synthetic_features(
+    n_normal: int = 40, n_anomalous: int = 40, length: tuple[int, int] = (24, 48), dim: int = 64, crops: int = 1,
+    shift: float = 1.0, seed: int = 0, test_fraction: float = 0.5,
+) -> list[SyntheticFeatures]:
+    """Seeded snippet features: temporally correlated Gaussian noise for normal snippets; inside one interval of
+    each anomalous video (10-30 % of it) the features are shifted by ``shift`` along one of two fixed anomaly
+    directions (a quarter of the dimensions each)."""
+    rng = np.random.default_rng(seed)
+    directions = np.zeros((2, dim), np.float32)
+    for index in range(2):
+        chosen = rng.choice(dim, size=max(1, dim // 4), replace=False)
+        directions[index, chosen] = 1.0
+    videos: list[SyntheticFeatures] = []
+    for label, count in ((0, n_normal), (1, n_anomalous)):
+        n_test = int(round(count * test_fraction))
+        for number in range(count):
+            steps = int(rng.integers(length[0], length[1] + 1))
+            noise = rng.normal(size=(steps, crops, dim)).astype(np.float32)
+            for t in range(1, steps):  # AR(1): neighbouring snippets look alike, as real features do
+                noise[t] = 0.7 * noise[t - 1] + 0.71 * noise[t]
+            truth = np.zeros(steps, np.int64)
+            if label:
+                span = int(rng.integers(max(1, steps // 10), max(2, int(steps * 0.3)) + 1))
+                start = int(rng.integers(0, steps - span + 1))
+                truth[start : start + span] = 1
+                noise[start : start + span] += shift * directions[number % 2]
+            name = f"{'anomaly' if label else 'normal'}_{number:03d}"
+            videos.append(SyntheticFeatures(name, noise, truth, label, "test" if number < n_test else "train"))
+    return videos
+
+
+def write_feature_set(root: Path, videos: list[SyntheticFeatures]) -> tuple[Path, Path]:
+    """Write ``root/features/<name>.npy`` and ``root/labels.csv`` (with splits); returns both paths."""
+    folder = root / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    for video in videos:
+        np.save(folder / f"{video.name}.npy", video.features)
+    labels = root / "labels.csv"
+    with open(labels, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["video", "label", "split"])
+        for video in videos:
+            out.writerow([video.name, "anomaly" if video.label else "normal", video.split])
+    return folder, labels

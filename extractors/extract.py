@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from vad_pipeline.workspace import VideoRef, Workspace
 from .backbones import SnippetBackbone, backbone_spec, load_backbone
 from .preprocess import CROP_MODES, CROP_NAMES, resize_frames, snippet_crops
 from .weights import WeightsChoice, resolve_weights
+
+if TYPE_CHECKING:
+    from vad_pipeline.detectors.tracks import TrackConfig
 
 log = logging.getLogger(__name__)
 
@@ -288,21 +291,41 @@ def config_from_args(**options: Any) -> ExtractConfig:
     return ExtractConfig(**{k: v for k, v in options.items() if k in known and v is not None})
 
 
+STAGES = ("features", "tracks")
+
+
 def extract_videos(
-    workspace: Workspace, inputs: list[Path | str], config: ExtractConfig, force: bool = False
+    workspace: Workspace, inputs: list[Path | str], config: ExtractConfig, force: bool = False,
+    stages: tuple[str, ...] = ("features",), tracks: "TrackConfig | None" = None,
 ) -> RunSummary:
-    """``vad-pipeline extract``: find the videos under ``inputs`` and run the ``features`` stage on them."""
+    """``vad-pipeline extract``: find the videos under ``inputs`` and run the chosen stages on them.
+
+    Every stage is configured (weights and detector resolved) before any work starts, so a missing file stops the
+    run at once and leaves existing artifacts untouched. Returns the summary of the first stage, with the other
+    stages' failures added."""
+    from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
     from vad_pipeline.discovery import find_videos
     from vad_pipeline.stage import run_stage
 
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise UserError(f"--stages {','.join(stages)}: choose from {', '.join(STAGES)}")
     videos = find_videos(inputs)
     if not videos:
         raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
-    stage = FeatureStage(config, workspace)
-    log.info("extract: %d video(s) -> %s", len(videos), workspace.root)
-    summary = run_stage(workspace, stage, videos, force=force, progress=config.progress)
-    log.info(
-        "extract: %d extracted, %d already cached, %d failed; features in %s",
-        len(summary.done), len(summary.cached), len(summary.failed), summary.folder,
-    )
-    return summary
+    planned: list[Stage] = []
+    if "features" in stages:
+        planned.append(FeatureStage(config, workspace))
+    if "tracks" in stages:
+        planned.append(TrackStage(tracks or TrackConfig(decoder=config.decoder, progress=config.progress), workspace))
+    log.info("extract: %d video(s), stages %s -> %s", len(videos), ", ".join(s.name for s in planned), workspace.root)
+    summaries = []
+    for stage in planned:
+        summary = run_stage(workspace, stage, videos, force=force, progress=config.progress)
+        log.info("%s: %d done, %d already cached, %d failed; in %s", stage.name, len(summary.done),
+                 len(summary.cached), len(summary.failed), summary.folder)
+        summaries.append(summary)
+    first = summaries[0]
+    for other in summaries[1:]:
+        first.failed.extend(other.failed)
+    return first

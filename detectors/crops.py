@@ -8,7 +8,6 @@ Frames at the video's edges are clamped (the first/last frame repeats).
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator

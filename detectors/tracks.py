@@ -127,7 +127,8 @@ class TrackStage(Stage):
         started = time.perf_counter()
         reader = open_video(video.path, self.cfg.decoder)
         info = reader.info
-        tracker = BYTETracker(_tracker_config())  # a fresh tracker per video
+        tracker_config = _tracker_config()
+        tracker = BYTETracker(tracker_config)  # a fresh tracker per video
         renumber: dict[int, int] = {}
         lengths: dict[int, int] = {}
         classes = len(self.class_names)
@@ -162,7 +163,7 @@ class TrackStage(Stage):
             "video_sha256": video.sha256, "detector": str(self.detector_path), "detector_sha256": self.detector_sha256,
             "class_names": self.class_names, "conf": self.cfg.conf, "imgsz": self.cfg.imgsz,
             "classes": list(self.cfg.classes) if self.cfg.classes else None, "frame_stride": self.cfg.frame_stride,
-            "tracker": {"config": TRACKER, **dict(vars(_tracker_config()))},
+            "tracker": {"config": TRACKER, **dict(vars(tracker_config))},
             "frames": info.frames, "fps": info.fps, "width": info.width, "height": info.height,
             "decoder": info.decoder, "detections": detections, "tracks": len(lengths),
             "mean_track_length": float(np.mean(list(lengths.values()))) if lengths else 0.0,

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from vad_pipeline.errors import WeightsError
 
@@ -112,7 +111,3 @@ def probability_predictor() -> type:
             return results
 
     return ProbabilityPredictor
-
-
-def empty_probs(classes: int) -> np.ndarray:
-    return np.zeros((0, classes), np.float32)

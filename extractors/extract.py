@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -283,12 +283,6 @@ class FeatureStage(Stage):
 def _summary(meta: dict[str, Any]) -> dict[str, Any]:
     keys = ("T", "shape", "fps", "frames", "width", "height", "decoder", "device")
     return {key: meta.get(key) for key in keys} | {"random_weights": meta.get("weights", {}).get("random")}
-
-
-def config_from_args(**options: Any) -> ExtractConfig:
-    """Build an ExtractConfig from keyword options, ignoring ``None`` (so dataclass defaults apply)."""
-    known = {field for field in asdict(ExtractConfig())}
-    return ExtractConfig(**{k: v for k, v in options.items() if k in known and v is not None})
 
 
 STAGES = ("features", "tracks")

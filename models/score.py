@@ -21,7 +21,6 @@ import dataclasses
 import json
 import logging
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,16 +77,14 @@ class ScoreSummary:
     history: list[dict[str, float]]
 
 
-def _coerce(value: str, like: Any, hint: Any) -> Any:
-    if isinstance(like, bool):
+def _coerce(value: str, annotation: Any) -> Any:
+    """Parse a ``--set`` value by its option's annotation (``float``, ``int | None``, ``bool``, ``str``...)."""
+    kind = str(annotation)
+    if kind.startswith("bool"):
         return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(like, int):
-        return int(value)
-    if isinstance(like, float) or hint in (float, "float | None", typing.Optional[float]):
+    if "float" in kind:
         return float(value)
-    if like is None and "float" in str(hint):
-        return float(value)
-    if like is None and "int" in str(hint):
+    if "int" in kind:
         return int(value)
     return value
 
@@ -98,10 +95,9 @@ def build_options(method_cls: type[WeakMethod], config: ScoreConfig) -> Any:
     names = {f.name: f for f in dataclasses.fields(options_cls)}
     own: dict[str, Any] = {}
     for_base: dict[str, Any] = {}
-    defaults = options_cls()
     for key, value in config.options.items():
         if key in names:
-            own[key] = _coerce(value, getattr(defaults, key), names[key].type)
+            own[key] = _coerce(value, names[key].type)
         elif method_cls.name == "xel":
             for_base[key] = value
         else:
@@ -110,13 +106,12 @@ def build_options(method_cls: type[WeakMethod], config: ScoreConfig) -> Any:
     if method_cls.name == "xel":
         base_cls = get_method(config.base)
         base_fields = {f.name: f for f in dataclasses.fields(base_cls.Options)}
-        base_defaults = base_cls.Options()
         unknown = [k for k in for_base if k not in base_fields]
         if unknown:
             raise UserError(f"--set {unknown[0]}: neither xel nor {config.base} has that option")
         own["base"] = config.base
         own.setdefault("update", config.xel_update)
-        own["base_options"] = {k: _coerce(v, getattr(base_defaults, k), base_fields[k].type) for k, v in for_base.items()}
+        own["base_options"] = {k: _coerce(v, base_fields[k].type) for k, v in for_base.items()}
     try:
         return options_cls(**own)
     except (TypeError, ValueError) as exc:

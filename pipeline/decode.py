@@ -250,12 +250,3 @@ def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> Fra
     if decoder == "opencv":
         return OpenCVReader(path)
     return DecordReader(path, want_gpu=want_gpu)
-
-
-def probe_video(path: Path, decoder: str = "auto") -> VideoInfo:
-    """Open ``path`` just to read its metadata."""
-    reader = open_video(path, decoder)
-    try:
-        return reader.info
-    finally:
-        reader.close()

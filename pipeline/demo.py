@@ -55,14 +55,14 @@ def run_demo(workspace: Workspace, config: DemoConfig) -> int:
         workspace, [demo_root / "videos"], ExtractConfig(weights=weights, progress=config.progress),
         stages=("features", "tracks"), tracks=TrackConfig(imgsz=320, frame_stride=2, progress=config.progress),
     )
-    scored = _score_all(workspace, summary.folder.name if summary.folder else None, demo_root, config)
+    _score_all(workspace, summary.folder.name if summary.folder else None, demo_root, config)
     log.info("demo: labels in %s, frame ground truth in %s", demo_root / "labels.csv", demo_root / "ground_truth.csv")
     log.info("demo: finished in %.1f s; see `vad-pipeline status --workdir %s`", time.perf_counter() - started,
              workspace.root)
-    return 0 if summary.ok and scored else 1
+    return 0 if summary.ok else 1
 
 
-def _score_all(workspace: Workspace, features_tag: str | None, demo_root: Path, config: DemoConfig) -> bool:
+def _score_all(workspace: Workspace, features_tag: str | None, demo_root: Path, config: DemoConfig) -> None:
     """Train and apply every weakly supervised method on the demo's features (split from its labels.csv)."""
     from vad_pipeline.models.registry import method_names
     from vad_pipeline.models.score import ScoreConfig, score_videos
@@ -74,4 +74,3 @@ def _score_all(workspace: Workspace, features_tag: str | None, demo_root: Path, 
         auc = f"{result.video_auc:.3f}" if result.video_auc is not None else "n/a"
         log.info("demo: %-5s scores in %s (video-level ROC-AUC on the few demo test videos: %s)", method,
                  result.folder, auc)
-    return True

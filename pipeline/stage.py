@@ -82,16 +82,15 @@ def stage_folder(workspace: Workspace, stage: Stage) -> tuple[str, Path, dict[st
     return digest, workspace.stage_folder(stage.name, stage.tag(digest)), config
 
 
-def is_cached(stage: Stage, video: VideoRef, folder: Path) -> bool:
-    """True when every output of ``video`` exists and passes the stage's cheap verification."""
+def cached_detail(stage: Stage, video: VideoRef, folder: Path) -> dict[str, Any] | None:
+    """The summary of a finished, readable artifact of ``video``, or None when it must be (re)computed."""
     if not all(path.is_file() for path in stage.outputs(video, folder)):
-        return False
+        return None
     try:
-        stage.verify(video, folder)
+        return stage.verify(video, folder)
     except CacheError as exc:
         log.warning("%s; recomputing it", exc)
-        return False
-    return True
+        return None
 
 
 def run_stage(
@@ -121,12 +120,13 @@ def run_stage(
             log.error("%s", message)
             summary.failed.append((Path(path), message))
             continue
-        if not force and is_cached(stage, video, folder):
+        detail = None if force else cached_detail(stage, video, folder)
+        if detail is not None:
             summary.cached.append(video.path)
             record = manifest.artifact(stage.name, video.video_id, digest)
             if record is None or record.status != "done":  # finished on disk but killed before the manifest knew
                 manifest.mark_done(stage.name, video.video_id, digest, config, stage.outputs(video, folder)[0],
-                                   None, library_versions(), stage.verify(video, folder))
+                                   None, library_versions(), detail)
             continue
         pending.append(video)
 

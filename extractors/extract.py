@@ -129,6 +129,9 @@ class FeatureStage(Stage):
     def prepare(self) -> None:
         if self.model is None:
             self.model = load_backbone(self.spec, self.weights).to(self.device)
+            # per-channel mean and std on 0..255 pixel values, built once rather than per batch
+            self._mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1, 1) * 255.0
+            self._std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1, 1) * 255.0
             log.info("extract: %s on %s, %s crop(s), batch %d snippet(s)", self.spec.name, self.device,
                      self.cfg.crops, self.cfg.batch_size)
 
@@ -272,9 +275,7 @@ class FeatureStage(Stage):
         b, crops = clips.shape[:2]
         x = torch.from_numpy(clips.reshape(b * crops, *clips.shape[2:])).to(self.device, non_blocking=True)
         x = x.permute(0, 4, 1, 2, 3).float()  # (N, 3, L, S, S)
-        mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1, 1) * 255.0
-        std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1, 1) * 255.0
-        x = ((x - mean) / std).contiguous()
+        x = ((x - self._mean) / self._std).contiguous()
         with torch.inference_mode():
             features = self.model.features(x)
         return features.float().cpu().numpy().reshape(b, crops, -1)

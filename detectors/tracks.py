@@ -179,5 +179,10 @@ def _summary(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_tracks(path: Path) -> np.ndarray:
-    """A tracks CSV as a float array ``(rows, 8 + classes)`` in the documented column order."""
-    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    """A tracks CSV as a float array ``(rows, 8 + classes)`` in the documented column order (``(0, 0)`` when the
+    video had no detections)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": a video without objects
+        return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)

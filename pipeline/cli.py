@@ -121,6 +121,35 @@ def build_parser() -> argparse.ArgumentParser:
     _common(where)
     where.set_defaults(handler=_cmd_weights_where)
 
+    report = commands.add_parser(
+        "report", help="frame scores, temporal proposals, metrics and an HTML report over the workspace's scores",
+        description="Evaluate every method's scores against frame ground truth and write report/index.html "
+                    "(self-contained), metrics.json, metrics.csv and per-video proposals.")
+    report.add_argument("--gt", action="append", type=Path, default=[], metavar="FILE|DIR",
+                        help="ground truth: UCF Temporal_Anomaly_Annotation.txt, XD annotations.txt, ShanghaiTech "
+                             "test_frame_mask/, UCSDped2.m, avenue.mat, .npz labels or pixel masks, or CSV "
+                             "video,start_frame,end_frame (repeatable; default: a ground_truth.csv beside the videos)")
+    report.add_argument("--out", type=Path, default=None, help="report folder (default <workdir>/report)")
+    report.add_argument("--runs", choices=("latest", "all"), default="latest",
+                        help="newest scores folder per method (default) or every folder")
+    report.add_argument("--frames", choices=("snippets", "video", "xd"), default="snippets",
+                        help="evaluated frames: 16 x snippets (public code, default), every decoded frame, or "
+                             "XD-Violence's 16*floor((n-1)/16)")
+    report.add_argument("--normalize", action="store_true", help="min-max frame scores per video before metrics")
+    report.add_argument("--sigma", type=float, default=0.0, help="temporal Gaussian smoothing of frame scores")
+    report.add_argument("--proposals", choices=("largest", "all"), default="largest",
+                        help="T-CAM proposals: the largest component per video (paper) or all")
+    report.add_argument("--proposal-threshold", type=float, default=0.35)
+    report.add_argument("--alarm-threshold", type=float, default=0.5, help="false-alarm rate threshold")
+    report.add_argument("--target-recall", type=float, default=0.9, help="false-alarm rate at this frame recall")
+    report.add_argument("--single-class", choices=("skip", "pad"), default="skip",
+                        help="macro AUC for a video with one class: leave it out (default) or pad one frame per class")
+    report.add_argument("--split", choices=("test", "all"), default="test", help="which scored videos to evaluate")
+    report.add_argument("--max-videos", type=int, default=24, help="videos drawn in the HTML")
+    report.add_argument("--open", action="store_true", help="open the report in a browser")
+    _common(report)
+    report.set_defaults(handler=_cmd_report)
+
     demo = commands.add_parser("demo", help="generate a small video set with known anomalies and run the pipeline",
                                description="Generate seeded videos (normal + anomalous, with frame ground truth) in "
                                            "the workspace and run every stage on them.")
@@ -170,6 +199,23 @@ def _cmd_score(args: argparse.Namespace) -> int:
         force=args.force, progress=not args.quiet,
     )
     score_videos(Workspace(args.workdir), config)
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from vad_pipeline.postprocess.evaluate import EvalConfig
+    from vad_pipeline.postprocess.report import ReportConfig, write_report
+
+    workspace = Workspace(args.workdir)
+    if not workspace.exists():
+        raise UserError(f"{workspace.root}: no workspace here yet; run `vad-pipeline extract` and `score` first")
+    evaluation = EvalConfig(frames=args.frames, normalize=args.normalize, sigma=args.sigma, proposals=args.proposals,
+                            proposal_threshold=args.proposal_threshold, alarm_threshold=args.alarm_threshold,
+                            target_recall=args.target_recall, single_class=args.single_class, split=args.split)
+    config = ReportConfig(gt=tuple(args.gt), out=args.out, runs=args.runs, evaluation=evaluation,
+                          max_videos=args.max_videos, open_browser=args.open)
+    summary = write_report(workspace, config)
+    print(summary.html)
     return EXIT_OK
 
 

@@ -25,7 +25,8 @@ class DemoConfig:
 
 
 def run_demo(workspace: Workspace, config: DemoConfig) -> int:
-    """Generate the videos (once per seed and size), make sure weights exist, extract features. Returns an exit code."""
+    """Generate the videos (once per seed and size), make sure weights exist, extract features and tracks, score with
+    every method and write the report. Returns an exit code."""
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.extractors.weights import I3D_CACHE_FILE, install_i3d, resolve_weights, weights_dir
     from .errors import WeightsError
@@ -56,9 +57,12 @@ def run_demo(workspace: Workspace, config: DemoConfig) -> int:
         stages=("features", "tracks"), tracks=TrackConfig(imgsz=320, frame_stride=2, progress=config.progress),
     )
     _score_all(workspace, summary.folder.name if summary.folder else None, demo_root, config)
+    from vad_pipeline.postprocess.report import ReportConfig, write_report
+
+    report = write_report(workspace, ReportConfig(gt=(demo_root / "ground_truth.csv",)))
     log.info("demo: labels in %s, frame ground truth in %s", demo_root / "labels.csv", demo_root / "ground_truth.csv")
-    log.info("demo: finished in %.1f s; see `vad-pipeline status --workdir %s`", time.perf_counter() - started,
-             workspace.root)
+    log.info("demo: finished in %.1f s; open %s (or `vad-pipeline report --open --workdir %s`)",
+             time.perf_counter() - started, report.html, workspace.root)
     return 0 if summary.ok else 1
 
 

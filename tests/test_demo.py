@@ -29,3 +29,29 @@ def test_demo_generates_ground_truth_and_features(tmp_path: Path, i3d_weights: P
     assert main(["status", "--workdir", str(workdir)]) == 0
     out = capsys.readouterr().out
     assert "4 done" in out
+
+    # the demo ends with a report whose metrics equal scikit-learn on the same arrays
+    import json
+
+    from sklearn.metrics import roc_auc_score
+
+    document = json.loads((workdir / "report" / "metrics.json").read_text())
+    assert set(document["methods"]) == {"mil", "align", "ddl", "xel"}
+    assert (workdir / "report" / "index.html").is_file()
+    intervals = {row["video"]: (int(row["start_frame"]), int(row["end_frame"])) for row in truth}
+    for entry in document["methods"].values():
+        folder = Path(entry["folder"])
+        all_labels, all_scores = [], []
+        for sidecar in sorted(folder.glob("*.json")):
+            meta = json.loads(sidecar.read_text())
+            if meta.get("split") != "test":
+                continue
+            scores = np.repeat(np.load(sidecar.with_suffix(".npy")), 16)  # 48 frames = 3 snippets
+            labels = np.zeros(len(scores), np.uint8)
+            if meta["video"] in intervals:
+                start, end = intervals[meta["video"]]
+                labels[start:end] = 1
+            all_labels.append(labels)
+            all_scores.append(scores)
+        expected = roc_auc_score(np.concatenate(all_labels), np.concatenate(all_scores))
+        assert entry["metrics"]["frame"]["auc"] == pytest.approx(expected, abs=1e-12)

@@ -1,0 +1,293 @@
+"""``vad-pipeline report``: metrics.json, metrics.csv, proposals and a self-contained ``index.html``.
+
+Outputs in ``<workdir>/report/`` (or ``--out``):
+
+- ``metrics.json`` (schema ``vad-pipeline/metrics/1``): ``conventions`` (the :class:`EvalConfig`), ``ground_truth``
+  (the files read), and per method ``folder``, ``metrics`` (``frame``: ``auc``, ``ap`` (= ``auc(recall,
+  precision)``), ``ap_sklearn``, ``macro_auc``, ``macro_ap``, ``frames``...; ``video``; ``segment``; ``proposal``;
+  ``false_alarm``) and ``videos`` (per video ``label``, ``split``, ``auc``, ``ap``, ``max_score``, ``proposals``);
+- ``metrics.csv``: one row per method, the headline numbers (columns documented by their names);
+- ``proposals/<method>/<video>.json``: temporal proposals (schema ``vad-pipeline/proposals/1``);
+- ``index.html``: one file, no network access needed (figures are inline PNGs); every user string is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import html
+import io
+import json
+import logging
+import webbrowser
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vad_pipeline import __version__
+from vad_pipeline.atomic import save_json_atomic, write_atomic
+from vad_pipeline.decode import VIDEO_EXTENSIONS
+from vad_pipeline.versions import library_versions
+from vad_pipeline.workspace import Workspace
+
+from . import figures
+from .evaluate import EvalConfig, RunResult, evaluate
+from .ground_truth import GroundTruth
+from .proposals import PROPOSALS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+METRICS_SCHEMA = "vad-pipeline/metrics/1"
+CSV_COLUMNS = [
+    ("frame_auc", ("frame", "auc")), ("frame_ap", ("frame", "ap")), ("frame_ap_sklearn", ("frame", "ap_sklearn")),
+    ("frame_macro_auc", ("frame", "macro_auc")), ("frame_macro_ap", ("frame", "macro_ap")),
+    ("video_auc", ("video", "auc")), ("video_ap", ("video", "ap")),
+    ("segment_auc", ("segment", "auc")), ("segment_ap", ("segment", "ap")),
+    ("proposal_auc", ("proposal", "auc")), ("proposal_ap", ("proposal", "ap")),
+    ("false_alarm_rate", ("false_alarm", "rate")), ("false_alarm_rate_at_recall", ("false_alarm", "rate_at_recall")),
+    ("threshold_at_recall", ("false_alarm", "threshold_at_recall")),
+]
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Options of ``vad-pipeline report``."""
+
+    gt: tuple[Path, ...] = ()
+    out: Path | None = None
+    runs: str = "latest"  # latest: newest scores folder per method; all: every folder
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    max_videos: int = 24  # per-video sections in the HTML
+    thumbnails: int = 8
+    open_browser: bool = False
+
+
+@dataclass
+class ReportSummary:
+    folder: Path
+    html: Path
+    results: list[RunResult]
+
+
+def _get(metrics: dict[str, Any], path: tuple[str, str]) -> float | None:
+    group = metrics.get(path[0])
+    return None if not group else group.get(path[1])
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if not png:
+        return ""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def write_report(workspace: Workspace, config: ReportConfig) -> ReportSummary:
+    """Evaluate every run of the workspace and write the report (see the module docstring)."""
+    out = Path(config.out) if config.out else workspace.root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    results, truth = evaluate(workspace.root, list(config.gt), config.evaluation, config.runs)
+    document = _metrics_document(results, truth, config)
+    save_json_atomic(out / "metrics.json", document)
+    _write_csv(out / "metrics.csv", results)
+    _write_proposals(out / "proposals", results, config.evaluation)
+    page = _html(workspace, results, truth, config, document)
+    write_atomic(out / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    for result in results:
+        frame = result.metrics.get("frame") or {}
+        log.info("report: %-6s frame AUC %s  AP %s  video AUC %s", result.run.label, _fmt(frame.get("auc")),
+                 _fmt(frame.get("ap")), _fmt(_get(result.metrics, ("video", "auc"))))
+    log.info("report: %s", out / "index.html")
+    if config.open_browser:
+        webbrowser.open((out / "index.html").resolve().as_uri())
+    return ReportSummary(out, out / "index.html", results)
+
+
+def _metrics_document(results: list[RunResult], truth: GroundTruth, config: ReportConfig) -> dict[str, Any]:
+    methods = {}
+    for result in results:
+        videos = {}
+        for video in result.videos:
+            videos[video.video.name] = {
+                "label": video.video.label, "split": video.video.split, **video.metrics,
+                "frames": int(len(video.scores)),
+                "proposals": [p.to_json() for p in video.proposals],
+            }
+        methods[result.run.label] = {"method": result.run.method, "folder": str(result.run.folder),
+                                     "metrics": result.metrics, "videos": videos}
+    return {"schema": METRICS_SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "vad_pipeline": __version__, "conventions": asdict(config.evaluation),
+            "ground_truth": truth.sources, "methods": methods}
+
+
+def _write_csv(path: Path, results: list[RunResult]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["method", "test_videos", "frames"] + [name for name, _ in CSV_COLUMNS])
+    for result in results:
+        frame = result.metrics.get("frame") or {}
+        writer.writerow([result.run.label, result.metrics["test_videos"], frame.get("frames", "")]
+                        + ["" if (v := _get(result.metrics, key)) is None else f"{v:.6f}" for _, key in CSV_COLUMNS])
+    write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+
+
+def _write_proposals(folder: Path, results: list[RunResult], evaluation: EvalConfig) -> None:
+    for result in results:
+        for video in result.videos:
+            save_json_atomic(folder / result.run.label / f"{video.video.key}.json", {
+                "schema": PROPOSALS_SCHEMA, "video": video.video.name, "method": result.run.label,
+                "threshold": evaluation.proposal_threshold, "mode": evaluation.proposals,
+                "proposals": [p.to_json() for p in video.proposals],
+            })
+
+
+# -- HTML ----------------------------------------------------------------------------------------------------------
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+h1{font-size:1.5em;margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0} th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left} th{background:#f5f5f5} .muted{color:#777;font-size:13px}
+.warn{background:#fff4e5;border-left:4px solid #f0a000;padding:8px 12px;margin:8px 0}
+.video{margin:18px 0;padding:8px 0;border-top:1px dashed #ddd} img{max-width:100%} code{background:#f5f5f5;padding:1px 4px}
+details{margin:6px 0} .best{font-weight:bold}
+"""
+
+
+def _metric_table(results: list[RunResult]) -> str:
+    headers = ["method", "test videos", "frames"] + [name.replace("_", " ") for name, _ in CSV_COLUMNS]
+    best: dict[str, float] = {}
+    for name, key in CSV_COLUMNS:
+        values = [v for r in results if (v := _get(r.metrics, key)) is not None]
+        if values and not name.startswith(("false_alarm", "threshold")):
+            best[name] = max(values)
+    rows = []
+    for result in results:
+        frame = result.metrics.get("frame") or {}
+        cells = [f"<td>{html.escape(result.run.label)}</td>", f"<td>{result.metrics['test_videos']}</td>",
+                 f"<td>{_fmt(frame.get('frames'))}</td>"]
+        for name, key in CSV_COLUMNS:
+            value = _get(result.metrics, key)
+            css = ' class="best"' if value is not None and best.get(name) == value and len(results) > 1 else ""
+            cells.append(f"<td{css}>{_fmt(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+def _warnings(results: list[RunResult], truth: GroundTruth) -> list[str]:
+    notes = []
+    for result in results:
+        features = (result.run.train or {}).get("config", {}).get("features", {})
+        tag = str(features.get("features_tag", ""))
+        if "-random-" in tag:
+            notes.append(f"{result.run.label}: trained on features of a randomly initialised backbone ({tag}); "
+                         "its numbers say nothing about real accuracy.")
+    if not truth.videos:
+        notes.append("No frame-level ground truth was given (--gt): frame, segment and proposal metrics are missing.")
+    return notes
+
+
+def _video_sections(workspace: Workspace, results: list[RunResult], config: ReportConfig) -> str:
+    by_video: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for video in result.videos:
+            entry = by_video.setdefault(video.video.name, {"video": video.video, "labels": video.labels,
+                                                            "curves": {}, "proposals": {}, "metrics": {}})
+            entry["curves"][result.run.label] = video.scores
+            entry["proposals"][result.run.label] = [(p.start_frame, p.end_frame) for p in video.proposals]
+            entry["metrics"][result.run.label] = video.metrics
+            if entry["labels"] is None and video.labels is not None:
+                entry["labels"] = video.labels
+    ordered = sorted(by_video.values(), key=lambda e: (-e["video"].label, e["video"].name))
+    sections = []
+    for entry in ordered[: config.max_videos]:
+        video = entry["video"]
+        title = f"{video.name} ({'anomalous' if video.label else 'normal'}, {video.split})"
+        parts = [f'<div class="video"><h3>{html.escape(title)}</h3>']
+        parts.append(_img(figures.score_curves(entry["labels"], entry["curves"], entry["proposals"], video.fps,
+                                               title), f"scores of {video.name}"))
+        rows = "".join(f"<tr><td>{html.escape(method)}</td><td>{_fmt(vals.get('auc'))}</td><td>{_fmt(vals.get('ap'))}"
+                       f"</td><td>{_fmt(vals.get('max_score'))}</td></tr>" for method, vals in entry["metrics"].items())
+        parts.append(f"<table><tr><th>method</th><th>frame AUC</th><th>frame AP</th><th>max score</th></tr>{rows}</table>")
+        if video.source and Path(video.source).suffix.lower() in VIDEO_EXTENSIONS and Path(video.source).is_file():
+            parts.append(_img(figures.thumbnails(Path(video.source), config.thumbnails), f"frames of {video.name}"))
+            tracks = sorted((workspace.root / "tracks").glob(f"*/{video.key}.csv"))
+            if tracks:
+                from vad_pipeline.detectors.visualize import annotated_frames
+
+                try:
+                    picture = annotated_frames(Path(video.source), tracks[-1], count=4)
+                    parts.append("<details><summary>tracklets</summary>"
+                                 + _img(figures.image_png(picture), f"tracklets of {video.name}") + "</details>")
+                except Exception as exc:  # a picture must never stop the report
+                    log.debug("tracklet picture of %s failed: %s", video.name, exc)
+        parts.append("</div>")
+        sections.append("".join(parts))
+    if len(ordered) > config.max_videos:
+        sections.append(f'<p class="muted">{len(ordered) - config.max_videos} more videos are in metrics.json '
+                        f"(raise --max-videos to draw them).</p>")
+    return "".join(sections)
+
+
+def _task_section(results: list[RunResult]) -> str:
+    """Per-task contributions of methods that report them (``metrics["tasks"]``: {task: frame AUC})."""
+    parts = []
+    for result in results:
+        tasks = result.metrics.get("tasks")
+        if not tasks:
+            continue
+        rows = "".join(f"<tr><td>{html.escape(task)}</td><td>{_fmt(v.get('auc'))}</td><td>{_fmt(v.get('macro_auc'))}"
+                       f"</td></tr>" for task, v in tasks.items())
+        parts.append(f"<h3>{html.escape(result.run.label)}: per-task frame AUC</h3><table><tr><th>task score alone"
+                     f"</th><th>micro AUC</th><th>macro AUC</th></tr>{rows}</table>")
+        parts.append(_img(figures.bar_table({k: {"micro AUC": v.get("auc"), "macro AUC": v.get("macro_auc")}
+                                             for k, v in tasks.items()}, "per-task contribution"), "tasks"))
+    return "<h2>Per-task contributions</h2>" + "".join(parts) if parts else ""
+
+
+def _metadata(results: list[RunResult], truth: GroundTruth, config: ReportConfig) -> str:
+    items = [f"<li>ground truth: {html.escape(', '.join(truth.sources) or 'none')}</li>",
+             f"<li>conventions: <code>{html.escape(json.dumps(asdict(config.evaluation)))}</code></li>",
+             f"<li>libraries: <code>{html.escape(json.dumps(library_versions()))}</code></li>"]
+    for result in results:
+        train = result.run.train or {}
+        items.append(f"<li><b>{html.escape(result.run.label)}</b>: <code>{html.escape(str(result.run.folder))}</code>"
+                     f"<details><summary>training config</summary><pre>"
+                     f"{html.escape(json.dumps(train.get('config', {}), indent=1))}</pre></details></li>")
+    return "<h2>Run metadata</h2><ul>" + "".join(items) + "</ul>"
+
+
+def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, config: ReportConfig,
+          document: dict[str, Any]) -> str:
+    curves = {r.run.label: r.curves for r in results if r.curves is not None}
+    aucs = {r.run.label: (_get(r.metrics, ("frame", "auc")), _get(r.metrics, ("frame", "ap"))) for r in results}
+    warnings = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in _warnings(results, truth))
+    body = [
+        f"<h1>vad-pipeline report</h1><p class=\"muted\">{html.escape(document['created'])} · workspace "
+        f"<code>{html.escape(str(workspace.root))}</code> · vad-pipeline {html.escape(__version__)}</p>",
+        warnings,
+        "<h2>Metrics</h2>",
+        '<p class="muted">Frame AP is the public code\'s auc(recall, precision); "ap sklearn" is scikit-learn\'s '
+        "average_precision_score. Macro values average per test video. False alarms: fraction of normal-video frames "
+        f"scoring ≥ {config.evaluation.alarm_threshold}, and at the threshold reaching "
+        f"{config.evaluation.target_recall:.0%} frame recall. Bold: best per column.</p>",
+        _metric_table(results),
+    ]
+    if curves:
+        body.append("<h2>ROC and precision-recall curves</h2>" + _img(figures.roc_pr(curves, aucs), "ROC and PR"))
+    body.append(_task_section(results))
+    body.append("<h2>Videos</h2><p class=\"muted\">Scores per frame (shaded: ground truth; bars under the axis: "
+                "each method's temporal proposals).</p>")
+    body.append(_video_sections(workspace, results, config))
+    body.append(_metadata(results, truth, config))
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vad-pipeline report</title>"
+            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+

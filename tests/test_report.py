@@ -1,0 +1,135 @@
+"""`vad-pipeline report`: its metrics equal a direct scikit-learn computation, its HTML is safe and renders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
+
+from vad_pipeline.cli import main
+from vad_pipeline.models.score import ScoreConfig, score_videos
+from vad_pipeline.synthetic import synthetic_features, write_feature_set
+from vad_pipeline.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+HOSTILE = "normal_<img src=x onerror=alert(1)>&"
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory):
+    """12 + 12 synthetic feature videos scored by mil and align, with a frame ground-truth CSV (16 frames per
+    snippet); one normal video has a hostile name."""
+    root = tmp_path_factory.mktemp("report")
+    videos = synthetic_features(n_normal=12, n_anomalous=12, seed=3, shift=1.5)
+    videos[0] = type(videos[0])(HOSTILE, *(getattr(videos[0], f) for f in ("features", "snippet_labels", "label",
+                                                                            "split")))
+    folder, labels = write_feature_set(root, videos)
+    gt = root / "ground_truth.csv"
+    with open(gt, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["video", "start_frame", "end_frame"])
+        for video in videos:
+            anomalous = np.flatnonzero(video.snippet_labels)
+            if anomalous.size:
+                out.writerow([video.name, 16 * anomalous[0], 16 * (anomalous[-1] + 1)])
+    workdir = root / "work"
+    for method in ("mil", "align"):
+        score_videos(Workspace(workdir), ScoreConfig(method=method, features=folder, labels=labels, progress=False,
+                                                     **({"epochs": 30} if method == "align" else {})))
+    return workdir, gt, videos
+
+
+def test_report_metrics_match_scikit_learn(scored, tmp_path: Path) -> None:
+    workdir, gt, videos = scored
+    out = tmp_path / "report"
+    assert main(["report", "--workdir", str(workdir), "--gt", str(gt), "--out", str(out), "-q"]) == 0
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["schema"] == "vad-pipeline/metrics/1" and set(document["methods"]) == {"mil", "align"}
+    test = [v for v in videos if v.split == "test"]
+    for method, entry in document["methods"].items():
+        folder = Path(entry["folder"])
+        labels = np.concatenate([np.repeat(v.snippet_labels, 16) for v in test])
+        scores = np.concatenate([np.repeat(np.load(folder / f"{v.name}.npy"), 16) for v in test])
+        frame = entry["metrics"]["frame"]
+        assert frame["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        assert frame["ap"] == pytest.approx(auc(recall, precision), abs=1e-12)
+        assert frame["frames"] == labels.size
+        maxima = [float(np.load(folder / f"{v.name}.npy").max()) for v in test]
+        assert entry["metrics"]["video"]["auc"] == pytest.approx(roc_auc_score([v.label for v in test], maxima))
+        normal = np.concatenate([np.repeat(np.load(folder / f"{v.name}.npy"), 16) for v in test if v.label == 0])
+        assert entry["metrics"]["false_alarm"]["rate"] == pytest.approx(float(np.mean(normal >= 0.5)))
+        assert frame["auc"] > 0.85, f"{method} should localise the synthetic anomalies"
+        # proposals: one JSON per test video, inside the video
+        for video in test:
+            record = entry["videos"][video.name]
+            for proposal in record["proposals"]:
+                assert 0 <= proposal["start_frame"] < proposal["end_frame"] <= record["frames"]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {r["method"] for r in rows} == {"mil", "align"}
+    assert float(rows[0]["frame_auc"]) == pytest.approx(document["methods"][rows[0]["method"]]["metrics"]["frame"]["auc"],
+                                                        abs=1e-6)
+    assert len(list((out / "proposals" / "mil").glob("*.json"))) == len(test)
+
+
+def test_report_html_is_self_contained_and_escaped(scored, tmp_path: Path) -> None:
+    workdir, gt, _ = scored
+    out = tmp_path / "report"
+    assert main(["report", "--workdir", str(workdir), "--gt", str(gt), "--out", str(out), "-q"]) == 0
+    page = (out / "index.html").read_text()
+    assert HOSTILE not in page and "<img src=x" not in page
+    assert "normal_&lt;img src=x onerror=alert(1)&gt;&amp;" in page
+    assert "http://" not in page and "https://" not in page  # nothing fetched from the network
+    assert page.count('src="data:image/png;base64,') >= 3
+
+
+def test_report_without_scores_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["report", "--workdir", str(tmp_path / "none")]) == 2
+    assert "no workspace here yet" in capsys.readouterr().err
+    Workspace(tmp_path / "work").manifest  # an empty workspace
+    assert main(["report", "--workdir", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err
+    assert "no scores yet" in err and "Traceback" not in err
+
+
+_CHECK_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var images = Array.prototype.slice.call(document.images);
+  var shown = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-images', images.length + '/' + shown);
+});
+window.addEventListener('error', function (e) { document.body.setAttribute('data-error', String(e.message)); });
+</script></body>"""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian package chromium not installed (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(scored, tmp_path: Path) -> None:
+    workdir, gt, _ = scored
+    out = tmp_path / "report"
+    assert main(["report", "--workdir", str(workdir), "--gt", str(gt), "--out", str(out), "-q"]) == 0
+    probe = out / "probe.html"
+    probe.write_text((out / "index.html").read_text().replace("</body>", _CHECK_SCRIPT))
+    flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--allow-file-access-from-files"]
+    dom = subprocess.run(flags + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-error="' not in dom.stdout
+    counted = dom.stdout.split('data-images="', 1)[1].split('"', 1)[0]
+    total, shown = (int(x) for x in counted.split("/"))
+    assert total >= 3 and shown == total, f"{shown} of {total} figures rendered"
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "report.png"
+    taken = subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,2000", (out / "index.html").as_uri()],
+                           capture_output=True, text=True, timeout=120)
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    import cv2
+
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[0] >= 1000 and image.std() > 10  # a real page, not a blank one

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -42,15 +42,17 @@ def crop_box(frame: np.ndarray, box: tuple[float, float, float, float], size: in
 
 def object_sequences(
     video: Path, tracks_csv: Path, half_window: int = 3, size: int = 64, follow_track: bool = False,
-    decoder: str = "auto",
+    decoder: str = "auto", keep_row: Callable[[np.ndarray], bool] | None = None,
 ) -> Iterator[ObjectSequence]:
-    """Yield one sequence per row of the tracks table, in frame order (see the module docstring)."""
+    """Yield one sequence per row of the tracks table (or per row ``keep_row`` accepts), in frame order (see the
+    module docstring)."""
     table = read_tracks(tracks_csv)
     by_frame: dict[int, list[np.ndarray]] = {}
     boxes_of_track: dict[tuple[int, int], tuple[float, ...]] = {}
     for row in table:
-        by_frame.setdefault(int(row[0]), []).append(row)
         boxes_of_track[(int(row[1]), int(row[0]))] = tuple(row[2:6])
+        if keep_row is None or keep_row(row):
+            by_frame.setdefault(int(row[0]), []).append(row)
     if not by_frame:
         return
     reader = open_video(video, decoder)

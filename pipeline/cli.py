@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         "score", help="train a weakly supervised method on the features and write per-snippet scores",
         description="Train --method on video-level labels (checkpoint cached) and write (T,) snippet scores for "
                     "every video. Labels: --labels CSV, normal/ and anomaly/ folders, or public naming.")
-    score.add_argument("--method", default="mil", help="mil, align, ddl or xel (default mil)")
+    score.add_argument("--method", default="mil",
+                       help="mil, align, ddl, xel (weakly supervised, on features) or ssmtl (self-supervised, on "
+                            "tracks; trained on normal videos only) (default mil)")
     score.add_argument("--base", default="mil", help="the method xel is plugged into (default mil)")
     score.add_argument("--features", type=Path, default=None,
                        help="folder of public-layout features (.npy (T,D)/(T,crops,D), *_i3d.npy, name__k.npy, .txt)")
@@ -100,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--xel-update", choices=("epoch", "batch"), default="epoch",
                        help="xel: refresh the hard-instance bank every epoch (default) or every batch")
     score.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
+    ssmtl = score.add_argument_group("ssmtl options")
+    ssmtl.add_argument("--tracks", type=Path, default=None, help="a tracks folder (default: the workspace's newest)")
+    ssmtl.add_argument("--tracks-tag", default=None, help="which workspace tracks/<tag>/ folder to use")
+    ssmtl.add_argument("--variant", default="shallow-narrow",
+                       help="shallow-narrow (default), shallow-wide, deep-narrow or deep-wide")
+    ssmtl.add_argument("--tasks", default="aot,mi,mbp,kd",
+                       help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd "
+                            "(knowledge distillation); default all four")
+    ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
+    ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
+    ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
+    ssmtl.add_argument("--train-stride", type=int, default=1, help="objects of every k-th training frame")
+    ssmtl.add_argument("--sigma", type=float, default=3.0, help="temporal Gaussian smoothing of frame scores")
+    ssmtl.add_argument("--teacher-weights", type=Path, default=None,
+                       help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
     _common(score)
     score.set_defaults(handler=_cmd_score)
 
@@ -186,6 +203,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from vad_pipeline.models.score import ScoreConfig, score_videos
 
+    if args.method == "ssmtl":
+        return _cmd_score_ssmtl(args)
     options = {}
     for item in args.options:
         if "=" not in item:
@@ -199,6 +218,23 @@ def _cmd_score(args: argparse.Namespace) -> int:
         force=args.force, progress=not args.quiet,
     )
     score_videos(Workspace(args.workdir), config)
+    return EXIT_OK
+
+
+def _cmd_score_ssmtl(args: argparse.Namespace) -> int:
+    from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
+
+    defaults = SSMTLConfig()
+    objects = ObjectConfig(half_window=args.half_window, max_step=args.max_step, size=args.crop_size,
+                           decoder="auto")
+    config = SSMTLConfig(
+        tracks=args.tracks, tracks_tag=args.tracks_tag, labels=args.labels, train_list=args.train_list,
+        test_list=args.test_list, variant=args.variant, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
+        batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
+        sigma=args.sigma, teacher_weights=args.teacher_weights, force=args.force, progress=not args.quiet,
+    )
+    score_ssmtl(Workspace(args.workdir), config)
     return EXIT_OK
 
 

@@ -198,11 +198,12 @@ def evaluate_run(run: ScoreRun, truth: GroundTruth, config: EvalConfig) -> RunRe
         else:
             count = evaluation_length(gt, video.frames, snippets, config.frames)
         scores = _frame_scores(video, count, config)
-        psi_source = video.scores if video.level == "snippet" else video.scores[::16]
-        attention = video.extras.get("attention") if "tcam" in video.extras else None
-        if attention is not None:
-            psi_source = video.extras["tcam"]
-        proposals = tcam_proposals(psi_source, attention, count, config.proposal_threshold, config.proposals)
+        if video.level == "frame":
+            proposals = tcam_proposals(scores, None, count, config.proposal_threshold, config.proposals, snippet=1)
+        else:
+            attention = video.extras.get("attention") if "tcam" in video.extras else None
+            psi = video.extras["tcam"] if attention is not None else video.scores
+            proposals = tcam_proposals(psi, attention, count, config.proposal_threshold, config.proposals)
         labels = gt.frame_labels(count) if gt is not None else None
         per_video: dict[str, float | None] = {"max_score": float(np.max(scores)) if scores.size else None}
         if labels is None:
@@ -230,6 +231,8 @@ def evaluate_run(run: ScoreRun, truth: GroundTruth, config: EvalConfig) -> RunRe
     else:
         metrics["segment"] = None
     metrics["proposal"] = m.frame_level(proposal_frames, config.single_class) if proposal_frames else None
+    metrics["tasks"] = _task_metrics(results, config)
+    metrics["region"] = _region_metrics(run, results, truth)
     curves = None
     if framed:
         all_labels = np.concatenate([v.labels for v in framed])
@@ -248,6 +251,69 @@ def evaluate_run(run: ScoreRun, truth: GroundTruth, config: EvalConfig) -> RunRe
     else:
         metrics["false_alarm"] = None
     return RunResult(run, metrics, results, curves)
+
+
+def _task_metrics(results: list[VideoResult], config: EvalConfig) -> dict[str, Any] | None:
+    """Frame-level metrics of each ``task_<name>`` extra alone (object-centric methods' per-task scores)."""
+    names = sorted({k for r in results for k in r.video.extras if k.startswith("task_")})
+    if not names:
+        return None
+    tasks = {}
+    for name in names:
+        videos = []
+        for result in results:
+            if result.labels is None or name not in result.video.extras:
+                continue
+            values = result.video.extras[name].astype(np.float64)[: len(result.labels)]
+            if config.normalize:
+                values = minmax(values)
+            videos.append(m.VideoFrames(result.video.name, result.labels, smooth(values, config.sigma),
+                                        result.video.label))
+        if videos:
+            tasks[name.removeprefix("task_")] = m.frame_level(videos, config.single_class)
+    return tasks or None
+
+
+def _region_metrics(run: ScoreRun, results: list[VideoResult], truth: GroundTruth) -> dict[str, Any] | None:
+    """RBDC / TBDC for runs that wrote per-object boxes (``<key>.objects.csv``) on videos with pixel masks. Object
+    scores are min-max normalised per video (the object-centric convention) and drawn as boxes."""
+    from vad_pipeline.models.ssmtl.runner import read_objects
+
+    accumulator = m.RegionTrackAccumulator()
+    videos = 0
+    for result in results:
+        gt = truth.get(result.video.name)
+        objects_csv = run.folder / f"{result.video.key}.objects.csv"
+        if gt is None or gt.masks is None or not objects_csv.is_file():
+            continue
+        count = len(result.scores)
+        masks = gt.frame_masks(count)
+        header, table = read_objects(objects_csv)
+        scores = minmax(table[:, header.index("score")]) if len(table) else np.zeros(0)
+        height, width = masks.shape[1:]
+        sx = width / float(result.video.meta.get("width") or width)
+        sy = height / float(result.video.meta.get("height") or height)
+        frames = table[:, 0].astype(int) if len(table) else np.zeros(0, int)
+        maps = _BoxMaps(frames, table[:, 2:6] * [sx, sy, sx, sy] if len(table) else np.zeros((0, 4)), scores,
+                        (height, width))
+        accumulator.update(masks, maps)
+        videos += 1
+    if not videos:
+        return None
+    summary = accumulator.summarize()
+    return {"rbdc": summary["rbdc"], "tbdc": summary["tbdc"], "videos": videos,
+            "gt_regions": summary.get("gt_regions"), "gt_tracks": summary.get("gt_tracks")}
+
+
+class _BoxMaps:
+    """Lazily drawn ``(H, W)`` score maps of one video's object boxes, indexable by frame."""
+
+    def __init__(self, frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray, shape: tuple[int, int]):
+        self.frames, self.boxes, self.scores, self.shape = frames, boxes, scores, shape
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        chosen = self.frames == index
+        return m.box_score_map(self.boxes[chosen], self.scores[chosen], self.shape)
 
 
 def evaluate(root: Path, gt_paths: list[Path], config: EvalConfig, which: str = "latest") -> tuple[list[RunResult], GroundTruth]:

@@ -33,7 +33,12 @@ def score_curves(labels: np.ndarray | None, curves: dict[str, np.ndarray],
                         label="ground truth", linewidth=0)
     for i, (method, scores) in enumerate(curves.items()):
         color = PALETTE[i % len(PALETTE)]
-        ax.plot(np.arange(len(scores)), scores, color=color, linewidth=1.4, label=method)
+        label = method
+        if len(scores) and (scores.min() < 0 or scores.max() > 1):  # unbounded scores (e.g. ssmtl): drawn min-max
+            low, high = float(scores.min()), float(scores.max())
+            scores = (scores - low) / (high - low) if high > low else np.zeros_like(scores)
+            label = f"{method} (min-max scaled)"
+        ax.plot(np.arange(len(scores)), scores, color=color, linewidth=1.4, label=label)
         for start, end in proposals.get(method, []):
             y = -0.06 - 0.05 * i
             ax.plot([start, end - 1], [y, y], color=color, linewidth=3, solid_capstyle="butt")

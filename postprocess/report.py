@@ -47,6 +47,7 @@ CSV_COLUMNS = [
     ("proposal_auc", ("proposal", "auc")), ("proposal_ap", ("proposal", "ap")),
     ("false_alarm_rate", ("false_alarm", "rate")), ("false_alarm_rate_at_recall", ("false_alarm", "rate_at_recall")),
     ("threshold_at_recall", ("false_alarm", "threshold_at_recall")),
+    ("rbdc", ("region", "rbdc")), ("tbdc", ("region", "tbdc")),
 ]
 
 
@@ -244,8 +245,11 @@ def _task_section(results: list[RunResult]) -> str:
         tasks = result.metrics.get("tasks")
         if not tasks:
             continue
+        frame = result.metrics.get("frame") or {}
         rows = "".join(f"<tr><td>{html.escape(task)}</td><td>{_fmt(v.get('auc'))}</td><td>{_fmt(v.get('macro_auc'))}"
                        f"</td></tr>" for task, v in tasks.items())
+        rows += (f"<tr><td><b>all tasks (the method's score)</b></td><td>{_fmt(frame.get('auc'))}</td>"
+                 f"<td>{_fmt(frame.get('macro_auc'))}</td></tr>")
         parts.append(f"<h3>{html.escape(result.run.label)}: per-task frame AUC</h3><table><tr><th>task score alone"
                      f"</th><th>micro AUC</th><th>macro AUC</th></tr>{rows}</table>")
         parts.append(_img(figures.bar_table({k: {"micro AUC": v.get("auc"), "macro AUC": v.get("macro_auc")}

@@ -1,0 +1,129 @@
+"""SSMTL's inputs: per video, every tracked object as a window of same-box crops, cached on disk.
+
+For an object detected at frame ``i`` the crops of frames ``i - t*m .. i + t*m`` (``t`` = half window, ``m`` =
+widest frame skip of the motion-irregularity task) are cut with the box of frame ``i`` (the paper's setting) and
+resized to ``S x S``; the consecutive sequence is the middle ``2t + 1`` of them, intermittent ones are drawn from the
+whole window. Cache files, per video, in ``<workdir>/ssmtl/objects-<hash>/`` (the hash covers the tracks, the
+video, the window, the crop size, the stride and the teacher):
+
+- ``<key>.crops.npy``: ``(N, 2tm + 1, S, S, 3)`` uint8 RGB, memory-mapped when read;
+- ``<key>.objects.npz``: ``frames`` ``(N,)``, ``tracks`` ``(N,)``, ``boxes`` ``(N, 4)`` x1 y1 x2 y2, ``probs``
+  ``(N, K)`` the detector's class scores, ``teacher`` ``(N, F)`` the teacher's features of the middle crop,
+  ``shape`` (frames, height, width) of the video. Written last: its presence marks a complete entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vad_pipeline.atomic import atomic_path
+from vad_pipeline.detectors.crops import object_sequences
+from vad_pipeline.detectors.tracks import read_tracks
+from vad_pipeline.errors import CacheError
+
+from .teacher import Teacher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ObjectConfig:
+    """How object sequences are cut."""
+
+    half_window: int = 3  # t: consecutive sequences hold 2t + 1 frames
+    max_step: int = 2  # intermittent sequences skip up to this many frames per step
+    size: int = 64  # crop side in pixels (the paper: 64)
+    frame_stride: int = 1  # keep the objects of every k-th frame (training videos)
+    min_box: float = 6.0  # boxes narrower or shorter than this (pixels) are left out
+    decoder: str = "auto"
+
+    @property
+    def window(self) -> int:
+        return 2 * self.half_window * self.max_step + 1
+
+
+@dataclass
+class VideoObjects:
+    """One video's objects (see the module docstring for shapes)."""
+
+    crops: np.ndarray
+    frames: np.ndarray
+    tracks: np.ndarray
+    boxes: np.ndarray
+    probs: np.ndarray
+    teacher: np.ndarray
+    shape: tuple[int, int, int]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _load(crops_path: Path, meta_path: Path) -> VideoObjects:
+    try:
+        crops = np.load(crops_path, mmap_mode="r")
+        with np.load(meta_path, allow_pickle=False) as meta:
+            objects = VideoObjects(crops, meta["frames"], meta["tracks"], meta["boxes"], meta["probs"],
+                                   meta["teacher"], tuple(int(v) for v in meta["shape"]))  # type: ignore[arg-type]
+    except Exception as exc:
+        raise CacheError(f"{meta_path}: corrupt cache entry ({type(exc).__name__})") from None
+    if len(objects.crops) != len(objects.frames):
+        raise CacheError(f"{meta_path}: corrupt cache entry (crops and metadata disagree)")
+    return objects
+
+
+def video_objects(video: Path, tracks_csv: Path, folder: Path, key: str, frames: int, height: int, width: int,
+                  config: ObjectConfig, teacher: Teacher, batch: int = 256) -> VideoObjects:
+    """The cached objects of one video, extracting them first when needed."""
+    crops_path, meta_path = folder / f"{key}.crops.npy", folder / f"{key}.objects.npz"
+    if meta_path.is_file() and crops_path.is_file():
+        try:
+            return _load(crops_path, meta_path)
+        except CacheError as exc:
+            log.warning("%s; extracting again", exc)
+    table = read_tracks(tracks_csv)
+
+    def keep(row: np.ndarray) -> bool:
+        return (int(row[0]) % config.frame_stride == 0 and row[4] - row[2] >= config.min_box
+                and row[5] - row[3] >= config.min_box)
+
+    kept = [row for row in table if keep(row)]
+    count = len(kept)
+    classes = max(table.shape[1] - 8, 1) if table.size else 1
+    probs_of = {(int(r[0]), int(r[1])): (r[8:] if r.shape[0] > 8 else np.ones(1)) for r in kept}
+    half = config.window // 2
+    frames_out = np.zeros(count, np.int64)
+    tracks_out = np.zeros(count, np.int64)
+    boxes_out = np.zeros((count, 4), np.float32)
+    probs_out = np.zeros((count, classes), np.float32)
+    teacher_out = np.zeros((count, teacher.dim), np.float32)
+    with atomic_path(crops_path) as tmp:
+        crops = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                          shape=(count, config.window, config.size, config.size, 3))
+        index = 0
+        pending: list[int] = []
+        for sequence in object_sequences(video, tracks_csv, half_window=half, size=config.size,
+                                         decoder=config.decoder, keep_row=keep):
+            crops[index] = sequence.crops
+            frames_out[index], tracks_out[index] = sequence.frame, sequence.track_id
+            boxes_out[index] = sequence.box
+            probs_out[index] = probs_of[(sequence.frame, sequence.track_id)]
+            pending.append(index)
+            index += 1
+            if len(pending) == batch:
+                teacher_out[pending] = teacher.features(crops[pending, half])
+                pending = []
+        if pending:
+            teacher_out[pending] = teacher.features(crops[pending, half])
+        if index != count:
+            raise CacheError(f"{video}: {count} objects in {tracks_csv} but {index} cropped; run `extract` again")
+        crops.flush()
+        del crops
+    with atomic_path(meta_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, frames=frames_out, tracks=tracks_out, boxes=boxes_out, probs=probs_out,
+                     teacher=teacher_out, shape=np.array([frames, height, width]))
+    return _load(crops_path, meta_path)

@@ -1,0 +1,353 @@
+"""``vad-pipeline score --method ssmtl``: train SSMTL on the objects of normal training videos, score every frame.
+
+Inputs: a tracks folder (the workspace's newest ``tracks/<tag>/``, ``--tracks-tag``, or ``--tracks DIR`` with
+``<name>.csv`` + ``.json`` sidecars naming the video) and video labels/splits as for the weak methods. Training
+uses only normal videos of the training split.
+
+Scoring, per object: the four task scores (P(backward), P(intermittent), middle-box L1 error, teacher/student
+discrepancy) each divided by its 99th percentile over the training objects, then averaged over the enabled tasks;
+per frame: the maximum over its objects (0 where there is none), then temporal Gaussian smoothing (``sigma``, 3 by
+default as for Ped2/Avenue). Outputs in ``<workdir>/scores/ssmtl-<hash>/``:
+
+- ``model.pt``, ``train.json`` (config, teacher used, per-epoch task losses, normalisation scales, seconds);
+- per video ``<key>.npy`` ``(N,)`` float32 frame scores (sidecar ``level: "frame"``); ``<key>.extras.npz`` with
+  ``task_<name>`` ``(N,)`` per-task frame scores (same pooling and smoothing); ``<key>.objects.csv``
+  ``frame,track_id,x1,y1,x2,y2,score,<task>...`` per object (the pixel-level anomaly map is these boxes carrying
+  their scores); ``<key>.json`` (schema ``vad-pipeline/scores/1``);
+- ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, write_atomic
+from vad_pipeline.errors import UserError
+from vad_pipeline.hashing import config_hash
+from vad_pipeline.versions import library_versions
+from vad_pipeline.workspace import Workspace
+
+from ..data import VideoFeatures, assign_labels
+from ..score import SCORES_SCHEMA, split_videos
+from ..trainer import seed_everything
+from .network import VARIANTS, SSMTLNet
+from .objects import ObjectConfig, VideoObjects, video_objects
+from .tasks import TASKS, task_scores, to_tensor, training_loss
+from .teacher import choose_teacher
+
+log = logging.getLogger(__name__)
+
+SSMTL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SSMTLConfig:
+    """Options of ``vad-pipeline score --method ssmtl``."""
+
+    tracks: Path | None = None
+    tracks_tag: str | None = None
+    labels: Path | None = None
+    train_list: Path | None = None
+    test_list: Path | None = None
+    variant: str = "shallow-narrow"
+    tasks: tuple[str, ...] = TASKS
+    objects: ObjectConfig = field(default_factory=ObjectConfig)
+    train_stride: int = 1  # objects of every k-th frame of the training videos
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    sigma: float = 3.0
+    teacher_weights: Path | None = None
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrackedVideo:
+    name: str
+    key: str
+    csv: Path
+    video: Path
+    frames: int
+    fps: float | None
+    height: int
+    width: int
+    detector: str | None
+
+
+@dataclass
+class SSMTLSummary:
+    folder: Path
+    trained: bool
+    history: list[dict[str, float]]
+    video_auc: float | None
+
+
+def find_tracks(workspace: Workspace, config: SSMTLConfig) -> tuple[Path, list[TrackedVideo]]:
+    """The tracks folder and its videos."""
+    if config.tracks:
+        folder = Path(config.tracks)
+        if not folder.is_dir():
+            raise UserError(f"--tracks {folder}: no such folder")
+    else:
+        root = workspace.root / "tracks"
+        folders = sorted((p for p in root.glob("*") if (p / "config.json").is_file()), key=lambda p: p.stat().st_mtime)
+        if config.tracks_tag:
+            folders = [p for p in folders if p.name == config.tracks_tag]
+        if not folders:
+            raise UserError(f"{root}: no tracks yet; run `vad-pipeline extract VIDEOS --stages tracks` first "
+                            "(or pass --tracks DIR)")
+        folder = folders[-1]
+    videos = []
+    for sidecar in sorted(folder.glob("*.json")):
+        if sidecar.name == "config.json":
+            continue
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        table = sidecar.with_suffix(".csv")
+        if "video" not in meta or not table.is_file():
+            continue
+        videos.append(TrackedVideo(Path(meta["video"]).stem, meta.get("video_id", sidecar.stem), table,
+                                   Path(meta["video"]), int(meta["frames"]), meta.get("fps"), int(meta["height"]),
+                                   int(meta["width"]), meta.get("detector")))
+    if not videos:
+        raise UserError(f"{folder}: holds no finished tracks; run `vad-pipeline extract --stages tracks` again")
+    return folder, videos
+
+
+def _batches(count: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, count)) for i in range(0, count, size)]
+
+
+def _gather(sets: list[VideoObjects], pairs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windows, class scores and teacher features of the objects ``pairs`` ``(B, 2)`` = (video, object)."""
+    windows = np.stack([sets[v].crops[o] for v, o in pairs])
+    probs = np.stack([sets[v].probs[o] for v, o in pairs])
+    teacher = np.stack([sets[v].teacher[o] for v, o in pairs])
+    return to_tensor(windows), torch.from_numpy(probs).float(), torch.from_numpy(teacher).float()
+
+
+def _video_task_scores(net: SSMTLNet, objects: VideoObjects, config: SSMTLConfig) -> dict[str, np.ndarray]:
+    out: dict[str, list[np.ndarray]] = {task: [] for task in config.tasks}
+    for part in _batches(len(objects), 128):
+        windows = to_tensor(np.array(objects.crops[part]))
+        scores = task_scores(net, windows, torch.from_numpy(objects.probs[part]).float(),
+                             torch.from_numpy(objects.teacher[part]).float(), config.tasks,
+                             config.objects.half_window)
+        for task, values in scores.items():
+            out[task].append(values.numpy())
+    return {task: np.concatenate(v) if v else np.zeros(0, np.float32) for task, v in out.items()}
+
+
+def frame_pooling(frames: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """``(count,)``: per frame the maximum of the values of its objects, 0 where it has none."""
+    pooled = np.zeros(count, np.float64)
+    inside = frames < count
+    np.maximum.at(pooled, frames[inside], values[inside])
+    return pooled
+
+
+def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
+    """Train (or load) SSMTL and write frame scores for every tracked video; see the module docstring."""
+    from vad_pipeline.postprocess.frames import smooth
+
+    unknown = [t for t in config.tasks if t not in TASKS]
+    if unknown or not config.tasks:
+        raise UserError(f"--tasks: {','.join(unknown) or 'none'} is not a task; choose from {','.join(TASKS)}")
+    if config.variant not in VARIANTS:
+        raise UserError(f"--variant {config.variant}: choose one of {', '.join(VARIANTS)}")
+    tracks_folder, videos = find_tracks(workspace, config)
+    stand_ins = [VideoFeatures(v.name, v.key, (v.csv,), str(v.video)) for v in videos]
+    labels, splits = assign_labels(stand_ins, config.labels)
+    train_names, test_names = split_videos(stand_ins, splits, config)  # type: ignore[arg-type]
+    train_names = {n for n in train_names if labels[n] == 0}
+    if not train_names:
+        raise UserError("ssmtl trains on normal videos of the training split and found none; give a labels CSV "
+                        "with a split column, --train-list, or normal/ folders")
+    missing = [v.video for v in videos if not v.video.is_file()]
+    if missing:
+        raise UserError(f"{missing[0]}: the video of these tracks is gone; ssmtl needs it to cut object crops")
+
+    detectors = {v.detector for v in videos if v.detector and Path(v.detector).is_file()}
+    teacher = choose_teacher(config.teacher_weights, Path(sorted(detectors)[0]) if detectors else None)
+    tracks_identity = {v.key: workspace.manifest.sha256_of(v.csv)[:16] for v in videos}
+    objects_config = {"objects": dataclasses.asdict(config.objects), "teacher": teacher.identity}
+    train_objects_config = dataclasses.replace(config.objects, frame_stride=config.train_stride)
+
+    def objects_folder(object_config: ObjectConfig) -> Path:
+        digest = config_hash({**objects_config, "objects": dataclasses.asdict(object_config), "v": SSMTL_VERSION})
+        return workspace.root / "ssmtl" / f"objects-{digest}"
+
+    by_name = {v.name: v for v in videos}
+    train_sets: list[VideoObjects] = []
+    for name in tqdm(sorted(train_names), desc="ssmtl objects (train)", unit="video", disable=not config.progress,
+                     dynamic_ncols=True):
+        v = by_name[name]
+        train_sets.append(video_objects(v.video, v.csv, objects_folder(train_objects_config), v.key, v.frames,
+                                        v.height, v.width, train_objects_config, teacher))
+    total = sum(len(s) for s in train_sets)
+    if total == 0:
+        raise UserError(f"{tracks_folder}: the normal training videos have no tracked objects; check the detector")
+
+    seed_everything(config.seed)
+    classes = train_sets[0].probs.shape[1]
+    net = SSMTLNet(config.variant, 3, classes, teacher.dim)
+    key_config = {
+        "ssmtl_version": SSMTL_VERSION, "variant": config.variant, "tasks": list(config.tasks),
+        "objects": dataclasses.asdict(config.objects), "train_stride": config.train_stride,
+        "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
+        "teacher": teacher.identity, "tracks": tracks_identity, "train": sorted(train_names),
+    }
+    digest = config_hash(key_config)
+    folder = workspace.root / "scores" / f"ssmtl-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / "model.pt"
+    trained, history, scales = False, [], {}
+    if checkpoint.is_file() and (folder / "train.json").is_file() and not config.force:
+        try:
+            net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+            record = json.loads((folder / "train.json").read_text())
+            history, scales = record["history"], record["scales"]
+            log.info("ssmtl: already trained, loaded %s", checkpoint)
+        except Exception as exc:
+            log.warning("%s: corrupt cache entry (%s); retraining", checkpoint, type(exc).__name__)
+            scales = {}
+    if not scales:
+        started = time.perf_counter()
+        history = _train(net, train_sets, config)
+        net.eval()
+        scales = _scales(net, train_sets, config)
+        seconds = time.perf_counter() - started
+        write_atomic(checkpoint, lambda tmp: torch.save(net.state_dict(), tmp))
+        save_json_atomic(folder / "train.json", {
+            "config": key_config, "teacher": teacher.name, "history": history, "scales": scales,
+            "seconds": seconds, "train_objects": total, "objects_per_second": total * len(history) / max(seconds, 1e-9),
+            "versions": library_versions()})
+        trained = True
+        log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s (teacher: %s)", total, len(train_sets),
+                 seconds, teacher.name)
+    net.eval()
+
+    test_maxima: dict[str, float] = {}
+    for v in tqdm(videos, desc="ssmtl score", unit="video", disable=not config.progress, dynamic_ncols=True):
+        target = folder / f"{v.key}.npy"
+        if target.is_file() and (folder / f"{v.key}.json").is_file() and not trained and not config.force:
+            frame_scores = np.load(target)
+        else:
+            objects = video_objects(v.video, v.csv, objects_folder(config.objects), v.key, v.frames, v.height, v.width,
+                                    config.objects, teacher)
+            raw = _video_task_scores(net, objects, config)
+            normalised = {t: raw[t] / scales[t] for t in config.tasks}
+            object_scores = (np.mean([normalised[t] for t in config.tasks], axis=0) if len(objects)
+                             else np.zeros(0))
+            frame_scores = smooth(frame_pooling(objects.frames, object_scores, v.frames), config.sigma).astype(np.float32)
+            extras = {f"task_{t}": smooth(frame_pooling(objects.frames, normalised[t], v.frames),
+                                          config.sigma).astype(np.float32) for t in config.tasks}
+            save_npy_atomic(target, frame_scores)
+            _save_extras(folder / f"{v.key}.extras.npz", extras)
+            _save_objects(folder / f"{v.key}.objects.csv", objects, object_scores, normalised, config.tasks)
+            split = "train" if v.name in train_names else "test"
+            save_json_atomic(folder / f"{v.key}.json", {
+                "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "label": labels[v.name], "split": split,
+                "method": "ssmtl", "level": "frame", "T": int(v.frames), "frames": int(v.frames), "fps": v.fps,
+                "width": v.width, "height": v.height, "source_video": str(v.video), "tracks": str(v.csv),
+                "objects": int(len(objects)), "extras": sorted(extras), "tasks": list(config.tasks),
+            })
+        if v.name in test_names and v.name not in train_names:
+            test_maxima[v.name] = float(frame_scores.max()) if frame_scores.size else 0.0
+    video_auc = None
+    truth = [labels[n] for n in test_maxima]
+    if len(set(truth)) == 2:
+        from sklearn.metrics import roc_auc_score
+
+        video_auc = float(roc_auc_score(truth, list(test_maxima.values())))
+    save_json_atomic(folder / "summary.json", {"method": "ssmtl", "config_hash": digest,
+                                               "test_videos": len(test_maxima), "video_auc": video_auc})
+    log.info("ssmtl: frame scores of %d videos in %s", len(videos), folder)
+    return SSMTLSummary(folder, trained, history, video_auc)
+
+
+def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig) -> list[dict[str, float]]:
+    pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    history = []
+    net.train()
+    bar = tqdm(range(config.epochs), desc="ssmtl train", unit="epoch", disable=not config.progress, dynamic_ncols=True)
+    for epoch in bar:
+        order = rng.permutation(len(pairs))
+        sums: dict[str, float] = {}
+        steps = 0
+        for part in _batches(len(order), config.batch_size):
+            chosen = np.sort(order[part])  # sorted reads are friendlier to the memory-mapped crops
+            windows, probs, teacher = _gather(sets, pairs[chosen])
+            loss, parts = training_loss(net, windows, probs, teacher, config.tasks, config.objects.half_window,
+                                        config.objects.max_step, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for name, value in {"loss": float(loss.detach()), **parts}.items():
+                sums[name] = sums.get(name, 0.0) + value
+            steps += 1
+        history.append({name: value / steps for name, value in sums.items()} | {"epoch": epoch})
+        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+        log.debug("ssmtl epoch %d: %s", epoch, history[-1])
+    return history
+
+
+def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig) -> dict[str, float]:
+    """The 99th percentile of each task's raw score over (up to 4096 of) the training objects."""
+    rng = np.random.default_rng(config.seed)
+    pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
+    pairs = pairs[np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))]
+    collected: dict[str, list[np.ndarray]] = {t: [] for t in config.tasks}
+    for part in _batches(len(pairs), 128):
+        windows, probs, teacher = _gather(sets, pairs[part])
+        for task, values in task_scores(net, windows, probs, teacher, config.tasks, config.objects.half_window).items():
+            collected[task].append(values.numpy())
+    return {t: max(float(np.percentile(np.concatenate(v), 99)), 1e-6) for t, v in collected.items()}
+
+
+def _save_extras(path: Path, extras: dict[str, np.ndarray]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **extras)
+
+    write_atomic(path, write)
+
+
+def _save_objects(path: Path, objects: VideoObjects, scores: np.ndarray, per_task: dict[str, np.ndarray],
+                  tasks: tuple[str, ...]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["frame", "track_id", "x1", "y1", "x2", "y2", "score", *tasks])
+    for i in range(len(objects)):
+        writer.writerow([int(objects.frames[i]), int(objects.tracks[i])]
+                        + [f"{v:.2f}" for v in objects.boxes[i]] + [f"{scores[i]:.5f}"]
+                        + [f"{per_task[t][i]:.5f}" for t in tasks])
+    write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+
+
+def read_objects(path: Path) -> tuple[list[str], np.ndarray]:
+    """An ``<key>.objects.csv`` as (column names, ``(N, columns)`` float array)."""
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    return header, table.reshape(-1, len(header))
+

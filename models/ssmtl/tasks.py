@@ -1,0 +1,106 @@
+"""SSMTL's proxy tasks: building their inputs from object windows, their joint loss and per-object scores.
+
+Tasks (``--tasks``, any subset): ``aot`` arrow of time (is the sequence played backwards?), ``mi`` motion
+irregularity (are frames skipped?), ``mbp`` middle box prediction (reconstruct the middle crop from the others),
+``kd`` knowledge distillation (predict the detector's class scores and the teacher's appearance feature).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .network import SSMTLNet, middle_box_error
+
+TASKS = ("aot", "mi", "mbp", "kd")
+
+
+def to_tensor(windows: torch.Tensor | object) -> torch.Tensor:
+    """``(B, W, S, S, 3)`` uint8 -> ``(B, 3, W, S, S)`` float in [0, 1]."""
+    tensor = windows if isinstance(windows, torch.Tensor) else torch.from_numpy(windows)  # type: ignore[arg-type]
+    return tensor.permute(0, 4, 1, 2, 3).float().div_(255.0)
+
+
+def consecutive(windows: torch.Tensor, half_window: int) -> torch.Tensor:
+    """The middle ``2t + 1`` frames ``(B, C, 2t+1, S, S)``."""
+    centre = windows.shape[2] // 2
+    return windows[:, :, centre - half_window : centre + half_window + 1]
+
+
+def intermittent(windows: torch.Tensor, half_window: int, max_step: int, generator: torch.Generator) -> torch.Tensor:
+    """``2t + 1`` frames around the centre with random steps of 1..max_step (at least one step skips a frame)."""
+    batch = windows.shape[0]
+    centre = windows.shape[2] // 2
+    steps = torch.randint(1, max_step + 1, (batch, 2 * half_window), generator=generator)
+    forced = torch.randint(0, 2 * half_window, (batch,), generator=generator)
+    steps[torch.arange(batch), forced] = torch.randint(2, max_step + 1, (batch,), generator=generator)
+    left = -steps[:, :half_window].flip(1).cumsum(1).flip(1)
+    right = steps[:, half_window:].cumsum(1)
+    offsets = torch.cat([left, torch.zeros(batch, 1, dtype=left.dtype), right], dim=1) + centre  # (B, 2t+1)
+    index = offsets.view(batch, 1, -1, 1, 1).expand(-1, windows.shape[1], -1, windows.shape[3], windows.shape[4])
+    return torch.gather(windows, 2, index)
+
+
+def without_middle(sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inputs without the middle frame, the middle frame (B, C, S, S))``."""
+    middle = sequence.shape[2] // 2
+    keep = [i for i in range(sequence.shape[2]) if i != middle]
+    return sequence[:, :, keep], sequence[:, :, middle]
+
+
+def distillation_error(class_logits: torch.Tensor, features: torch.Tensor, probs: torch.Tensor,
+                       teacher: torch.Tensor) -> torch.Tensor:
+    """Per-object student/teacher discrepancy ``(B,)``: mean L1 between the student's sigmoid class scores and the
+    detector's, plus mean L1 between the student's features and the teacher's (scaled to unit RMS per dimension,
+    so both terms are of order one)."""
+    target = teacher * teacher.shape[1] ** 0.5
+    return (torch.sigmoid(class_logits) - probs).abs().mean(1) + (features - target).abs().mean(1)
+
+
+def training_loss(net: SSMTLNet, windows: torch.Tensor, probs: torch.Tensor, teacher: torch.Tensor,
+                  tasks: tuple[str, ...], half_window: int, max_step: int,
+                  generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """The joint loss on a batch of object windows ``(B, C, W, S, S)`` and per-task values (the paper weighs the
+    four losses equally: cross-entropy for aot and mi, L1 for mbp and kd)."""
+    forward = consecutive(windows, half_window)
+    batch = forward.shape[0]
+    zeros, ones = torch.zeros(batch, dtype=torch.long), torch.ones(batch, dtype=torch.long)
+    losses: dict[str, torch.Tensor] = {}
+    forward_maps = net.encode(forward) if {"aot", "mi", "kd"} & set(tasks) else None
+    if "aot" in tasks:
+        backward_maps = net.encode(forward.flip(2))
+        logits = net.arrow_of_time(torch.cat([forward_maps, backward_maps]))
+        losses["aot"] = F.cross_entropy(logits, torch.cat([zeros, ones]))
+    if "mi" in tasks:
+        irregular_maps = net.encode(intermittent(windows, half_window, max_step, generator))
+        logits = net.motion_irregularity(torch.cat([forward_maps, irregular_maps]))
+        losses["mi"] = F.cross_entropy(logits, torch.cat([zeros, ones]))
+    if "mbp" in tasks:
+        inputs, middle = without_middle(forward)
+        losses["mbp"] = middle_box_error(net.middle_box(net.encode(inputs)), middle).mean()
+    if "kd" in tasks:
+        class_logits, features = net.distillation(forward_maps)
+        losses["kd"] = distillation_error(class_logits, features, probs, teacher).mean()
+    total = sum(losses.values())
+    return total, {name: float(value.detach()) for name, value in losses.items()}
+
+
+@torch.inference_mode()
+def task_scores(net: SSMTLNet, windows: torch.Tensor, probs: torch.Tensor, teacher: torch.Tensor,
+                tasks: tuple[str, ...], half_window: int) -> dict[str, torch.Tensor]:
+    """Per-object raw anomaly scores ``(B,)`` per task: P(backward), P(intermittent) of the forward consecutive
+    sequence, the middle-box L1 error, and the student/teacher discrepancy."""
+    forward = consecutive(windows, half_window)
+    scores: dict[str, torch.Tensor] = {}
+    maps = net.encode(forward) if {"aot", "mi", "kd"} & set(tasks) else None
+    if "aot" in tasks:
+        scores["aot"] = F.softmax(net.arrow_of_time(maps), dim=1)[:, 1]
+    if "mi" in tasks:
+        scores["mi"] = F.softmax(net.motion_irregularity(maps), dim=1)[:, 1]
+    if "mbp" in tasks:
+        inputs, middle = without_middle(forward)
+        scores["mbp"] = middle_box_error(net.middle_box(net.encode(inputs)), middle)
+    if "kd" in tasks:
+        class_logits, features = net.distillation(maps)
+        scores["kd"] = distillation_error(class_logits, features, probs, teacher)
+    return scores

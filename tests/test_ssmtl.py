@@ -1,0 +1,125 @@
+"""SSMTL learns on generated object videos (normal walkers in training; backward, jumping and unseen objects in
+test), its task inputs are what the paper describes, and its outputs feed the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vad_pipeline.cli import main
+from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
+from vad_pipeline.models.ssmtl.network import VARIANTS, SSMTLNet
+from vad_pipeline.models.ssmtl.tasks import consecutive, intermittent, without_middle
+from vad_pipeline.synthetic_objects import generate_object_dataset
+from vad_pipeline.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """6 normal training videos, 6 test videos (2 per anomaly), SSMTL trained through the CLI at 32 px crops."""
+    root = tmp_path_factory.mktemp("ssmtl")
+    videos = generate_object_dataset(root / "data", train=6, test_per_anomaly=2, frames=64, seed=0)
+    workdir = root / "work"
+    code = main(["score", "--method", "ssmtl", "--workdir", str(workdir), "--tracks", str(root / "data" / "tracks"),
+                 "--labels", str(root / "data" / "labels.csv"), "--crop-size", "32", "--epochs", "4", "-q"])
+    assert code == 0
+    folder = next((workdir / "scores").glob("ssmtl-*"))
+    return root, workdir, folder, videos
+
+
+def test_ssmtl_learns_and_separates_anomalies(trained) -> None:
+    root, workdir, folder, videos = trained
+    record = json.loads((folder / "train.json").read_text())
+    first, last = record["history"][0], record["history"][-1]
+    for task in ("loss", "aot", "mi", "mbp", "kd"):
+        assert last[task] < first[task], f"{task}: {first[task]:.4f} -> {last[task]:.4f}"
+    assert "detector backbone" in record["teacher"]
+    assert set(record["scales"]) == {"aot", "mi", "mbp", "kd"}
+
+    data = root / "data"
+    out = root / "report"
+    assert main(["report", "--workdir", str(workdir), "--gt", str(data / "ground_truth.csv"), "--gt",
+                 str(data / "masks.npz"), "--out", str(out), "-q"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["methods"]["ssmtl"]["metrics"]
+    assert metrics["frame"]["auc"] >= 0.85, metrics["frame"]
+    assert metrics["frame"]["macro_auc"] >= 0.85
+    assert set(metrics["tasks"]) == {"aot", "mi", "mbp", "kd"}
+    assert all(0.0 <= v["auc"] <= 1.0 for v in metrics["tasks"].values())
+    assert metrics["region"]["rbdc"] > 0.5 and metrics["region"]["tbdc"] > 0.5
+    assert metrics["region"]["videos"] == 6
+    page = (out / "index.html").read_text()
+    assert "per-task frame AUC" in page
+
+
+def test_ssmtl_outputs_are_documented_and_cached(trained, caplog) -> None:
+    root, workdir, folder, videos = trained
+    test_video = next(v for v in videos if v.anomaly == "jump")
+    sidecar = next(p for p in folder.glob("*.json") if json.loads(p.read_text()).get("video") == test_video.path.stem)
+    meta = json.loads(sidecar.read_text())
+    assert meta["level"] == "frame" and meta["frames"] == 64 and meta["split"] == "test" and meta["label"] == 1
+    scores = np.load(sidecar.with_suffix(".npy"))
+    assert scores.shape == (64,) and scores.dtype == np.float32
+    extras = np.load(folder / f"{meta['key']}.extras.npz")
+    assert sorted(extras.files) == ["task_aot", "task_kd", "task_mbp", "task_mi"]
+    header = (folder / f"{meta['key']}.objects.csv").read_text().splitlines()[0]
+    assert header == "frame,track_id,x1,y1,x2,y2,score,aot,mi,mbp,kd"
+    # a second run trains nothing
+    summary = score_ssmtl(Workspace(workdir), SSMTLConfig(tracks=root / "data" / "tracks",
+                                                         labels=root / "data" / "labels.csv",
+                                                         objects=ObjectConfig(size=32), epochs=4, progress=False))
+    assert not summary.trained and summary.folder == folder
+
+
+def test_task_switches_give_an_ablation(trained) -> None:
+    root, workdir, _, _ = trained
+    summary = score_ssmtl(Workspace(workdir), SSMTLConfig(tracks=root / "data" / "tracks",
+                                                         labels=root / "data" / "labels.csv", tasks=("mbp",),
+                                                         objects=ObjectConfig(size=32), epochs=1, progress=False))
+    assert summary.trained and set(summary.history[0]) == {"loss", "mbp", "epoch"}
+    extras = np.load(next(summary.folder.glob("*.extras.npz")))
+    assert extras.files == ["task_mbp"]
+
+
+def test_intermittent_sequences_skip_frames_around_the_centre() -> None:
+    windows = torch.arange(13, dtype=torch.float32).view(1, 1, 13, 1, 1).expand(64, 1, 13, 2, 2)
+    generator = torch.Generator().manual_seed(0)
+    frames = intermittent(windows, half_window=3, max_step=2, generator=generator)[:, 0, :, 0, 0]
+    steps = frames.diff(dim=1)
+    assert frames.shape == (64, 7)
+    assert (frames[:, 3] == 6).all()  # the centre frame stays in the middle
+    assert ((steps >= 1) & (steps <= 2)).all() and (steps.max(dim=1).values == 2).all()
+    forward = consecutive(windows, 3)[:, 0, :, 0, 0]
+    assert forward[0].tolist() == [3, 4, 5, 6, 7, 8, 9]
+    rest, middle = without_middle(consecutive(windows, 3))
+    assert rest.shape[2] == 6 and (middle[:, 0] == 6).all()
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_maps_shapes(variant: str) -> None:
+    net = SSMTLNet(variant, 3, teacher_classes=2, teacher_features=16).eval()
+    maps = net.encode(torch.rand(2, 3, 7, 64, 64))
+    assert net.arrow_of_time(maps).shape == (2, 2) and net.motion_irregularity(maps).shape == (2, 2)
+    assert net.middle_box(net.encode(torch.rand(2, 3, 6, 64, 64))).shape == (2, 3, 64, 64)
+    logits, features = net.distillation(maps)
+    assert logits.shape == (2, 2) and features.shape == (2, 16)
+
+
+def test_resnet_teacher_from_a_state_dict(tmp_path: Path) -> None:
+    import torchvision
+
+    from vad_pipeline.errors import WeightsError
+    from vad_pipeline.models.ssmtl.teacher import resnet_teacher
+
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    teacher = resnet_teacher(path)
+    features = teacher.features(np.zeros((3, 64, 64, 3), np.uint8))
+    assert teacher.dim == 512 and features.shape == (3, 512)
+    assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(WeightsError, match="no such file"):
+        resnet_teacher(tmp_path / "missing.pth")

@@ -224,8 +224,12 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
                       disable=not config.progress, dynamic_ncols=True):
         target = folder / f"{video.key}.npy"
         sidecar = folder / f"{video.key}.json"
+        split = "train" if video.name in train_names else "test"
+        if video.name in train_names and video.name in test_names:
+            split = "train+test"
         if target.is_file() and sidecar.is_file() and not config.force and not trained:
             scores = np.load(target)
+            refresh_sidecar(sidecar, labels[video.name], split)
             cached += 1
         else:
             scores, extras, crops = _score_video(method, video)
@@ -234,9 +238,6 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
                 with atomic_path(folder / f"{video.key}.extras.npz") as tmp:
                     with open(tmp, "wb") as handle:
                         np.savez(handle, **extras)
-            split = "train" if video.name in train_names else "test"
-            if video.name in train_names and video.name in test_names:
-                split = "train+test"
             save_json_atomic(sidecar, {
                 "schema": SCORES_SCHEMA, "video": video.name, "key": video.key, "label": labels[video.name],
                 "split": split, "method": method_cls.name, "T": int(len(scores)), "crops": crops,
@@ -256,6 +257,18 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
                  video_auc)
     log.info("score: %d scored, %d cached -> %s", scored, cached, folder)
     return ScoreSummary(folder, scored, cached, trained, video_auc, history)
+
+
+def refresh_sidecar(sidecar: Path, label: int, split: str) -> None:
+    """Keep a cached score sidecar's label and split in step with the current labels (they may change without
+    changing the scores: e.g. a corrected labels file for test videos)."""
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if meta.get("label") != label or meta.get("split") != split:
+        meta.update(label=label, split=split)
+        save_json_atomic(sidecar, meta)
 
 
 def _training_bags(videos: list[VideoFeatures], labels: dict[str, int], segments: int) -> tuple[torch.Tensor, torch.Tensor]:

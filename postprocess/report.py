@@ -62,6 +62,7 @@ class ReportConfig:
     max_videos: int = 24  # per-video sections in the HTML
     thumbnails: int = 8
     open_browser: bool = False
+    accuracy: Path | None = None  # an accuracy.json of benchmarks/accuracy.py to show (default <workdir>/accuracy.json)
 
 
 @dataclass
@@ -291,7 +292,44 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
     body.append("<h2>Videos</h2><p class=\"muted\">Scores per frame (shaded: ground truth; bars under the axis: "
                 "each method's temporal proposals).</p>")
     body.append(_video_sections(workspace, results, config))
+    accuracy = config.accuracy or workspace.root / "accuracy.json"
+    if Path(accuracy).is_file():
+        body.append(accuracy_section(json.loads(Path(accuracy).read_text(encoding="utf-8"))))
     body.append(_metadata(results, truth, config))
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vad-pipeline report</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
 
+
+
+def accuracy_section(records: dict[str, Any]) -> str:
+    """The "Accuracy on real data" section from ``benchmarks/accuracy.py``'s ``accuracy.json``: per suite the
+    command, date, machine, wall time, a table and a figure."""
+    parts = ["<h2>Accuracy on real data</h2>"]
+    for suite, record in records.items():
+        parts.append(f"<h3>{html.escape(suite)}</h3><p class=\"muted\">{html.escape(str(record.get('date', '')))} · "
+                     f"{html.escape(str(record.get('machine', '')))} · wall time {record.get('wall_s', 0):.0f} s · "
+                     f"<code>{html.escape(str(record.get('command', '')))}</code></p>")
+        if "summary" in record:  # the weakly supervised suite: mean ± std over seeds
+            keys = ("frame_auc", "frame_ap", "frame_ap_sklearn", "video_auc", "false_alarm_rate")
+            rows = "".join(
+                f"<tr><td>{html.escape(label)}</td>" + "".join(
+                    f"<td>{row[k]['mean']:.4f} ± {row[k]['std']:.4f}</td>" if row.get(k) else "<td>–</td>"
+                    for k in keys) + "</tr>" for label, row in record["summary"].items())
+            parts.append("<table><tr><th>method</th>" + "".join(f"<th>{html.escape(k.replace('_', ' '))}</th>"
+                                                                for k in keys) + f"</tr>{rows}</table>")
+            parts.append(_img(figures.bar_table({label: {"frame AUC": (row.get("frame_auc") or {}).get("mean"),
+                                                         "video AUC": (row.get("video_auc") or {}).get("mean")}
+                                                 for label, row in record["summary"].items()},
+                                                f"{suite}: mean over seeds {record.get('seeds')}"), suite))
+        elif "results" in record:  # the single-scene protocol
+            rows = ""
+            for label, row in record["results"].items():
+                rows += f"<tr><td>{html.escape(label)}</td>" + "".join(
+                    f"<td>{_fmt(row.get(k))}</td>" for k in ("micro_auc", "macro_auc", "rbdc", "tbdc")) + "</tr>"
+                for task, values in row.get("per_task_of_joint_model", {}).items():
+                    rows += (f"<tr><td>{html.escape(label)}: {html.escape(task)} score alone</td>"
+                             f"<td>{_fmt(values.get('micro_auc'))}</td><td>{_fmt(values.get('macro_auc'))}</td>"
+                             "<td>–</td><td>–</td></tr>")
+            parts.append("<table><tr><th>run</th><th>micro AUC</th><th>macro AUC</th><th>RBDC</th><th>TBDC</th></tr>"
+                         f"{rows}</table>")
+    return "".join(parts)

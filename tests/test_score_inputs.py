@@ -81,3 +81,21 @@ def test_score_every_method_after_extract_on_folders(tmp_path: Path, synthetic_d
         for sidecar in sidecars:
             scores = np.load(folders[0] / f"{sidecar['key']}.npy")
             assert scores.shape == (3,) and np.isfinite(scores).all() and (0 <= scores).all() and (scores <= 1).all()
+
+
+def test_cached_scores_follow_corrected_labels(tmp_path: Path) -> None:
+    from vad_pipeline.models.score import ScoreConfig, score_videos
+    from vad_pipeline.synthetic import synthetic_features, write_feature_set
+    from vad_pipeline.workspace import Workspace
+
+    videos = synthetic_features(n_normal=4, n_anomalous=4, seed=5)
+    folder, labels = write_feature_set(tmp_path, videos)
+    config = ScoreConfig(features=folder, labels=labels, progress=False, epochs=1)
+    first = score_videos(Workspace(tmp_path / "work"), config)
+    test_normal = next(v.name for v in videos if v.split == "test" and v.label == 0)
+    text = labels.read_text().replace(f"{test_normal},normal,test", f"{test_normal},anomaly,test")
+    labels.write_text(text)  # a corrected label of a test video: same model, same scores, new label
+    second = score_videos(Workspace(tmp_path / "work"), config)
+    assert second.folder == first.folder and second.cached == len(videos) and not second.trained
+    sidecar = json.loads((second.folder / f"{test_normal}.json").read_text())
+    assert sidecar["label"] == 1

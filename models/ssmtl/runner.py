@@ -39,7 +39,7 @@ from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
 from ..data import VideoFeatures, assign_labels
-from ..score import SCORES_SCHEMA, split_videos
+from ..score import SCORES_SCHEMA, refresh_sidecar, split_videos
 from ..trainer import seed_everything
 from .network import VARIANTS, SSMTLNet
 from .objects import ObjectConfig, VideoObjects, video_objects
@@ -48,7 +48,8 @@ from .teacher import choose_teacher
 
 log = logging.getLogger(__name__)
 
-SSMTL_VERSION = 1
+SSMTL_VERSION = 2  # the model and its training (2: one encoder pass per step for the (2t+1)-frame variants)
+OBJECTS_VERSION = 1  # how object windows are cut
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     train_objects_config = dataclasses.replace(config.objects, frame_stride=config.train_stride)
 
     def objects_folder(object_config: ObjectConfig) -> Path:
-        digest = config_hash({**objects_config, "objects": dataclasses.asdict(object_config), "v": SSMTL_VERSION})
+        digest = config_hash({**objects_config, "objects": dataclasses.asdict(object_config), "v": OBJECTS_VERSION})
         return workspace.root / "ssmtl" / f"objects-{digest}"
 
     by_name = {v.name: v for v in videos}
@@ -242,8 +243,10 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     test_maxima: dict[str, float] = {}
     for v in tqdm(videos, desc="ssmtl score", unit="video", disable=not config.progress, dynamic_ncols=True):
         target = folder / f"{v.key}.npy"
+        split = "train" if v.name in train_names else "test"
         if target.is_file() and (folder / f"{v.key}.json").is_file() and not trained and not config.force:
             frame_scores = np.load(target)
+            refresh_sidecar(folder / f"{v.key}.json", labels[v.name], split)
         else:
             objects = video_objects(v.video, v.csv, objects_folder(config.objects), v.key, v.frames, v.height, v.width,
                                     config.objects, teacher)
@@ -257,7 +260,6 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
             save_npy_atomic(target, frame_scores)
             _save_extras(folder / f"{v.key}.extras.npz", extras)
             _save_objects(folder / f"{v.key}.objects.csv", objects, object_scores, normalised, config.tasks)
-            split = "train" if v.name in train_names else "test"
             save_json_atomic(folder / f"{v.key}.json", {
                 "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "label": labels[v.name], "split": split,
                 "method": "ssmtl", "level": "frame", "T": int(v.frames), "frames": int(v.frames), "fps": v.fps,

@@ -66,20 +66,27 @@ def training_loss(net: SSMTLNet, windows: torch.Tensor, probs: torch.Tensor, tea
     batch = forward.shape[0]
     zeros, ones = torch.zeros(batch, dtype=torch.long), torch.ones(batch, dtype=torch.long)
     losses: dict[str, torch.Tensor] = {}
-    forward_maps = net.encode(forward) if {"aot", "mi", "kd"} & set(tasks) else None
+    # One encoder pass over every (2t+1)-frame variant: batch norm then always sees the same mixture, in training
+    # and in its running statistics, so eval-mode scores behave like the training-mode ones (separate passes per
+    # variant let the heads lean on per-variant batch statistics that do not exist at inference).
+    variants = [forward]
     if "aot" in tasks:
-        backward_maps = net.encode(forward.flip(2))
-        logits = net.arrow_of_time(torch.cat([forward_maps, backward_maps]))
+        variants.append(forward.flip(2))
+    if "mi" in tasks:
+        variants.append(intermittent(windows, half_window, max_step, generator))
+    maps = net.encode(torch.cat(variants)) if {"aot", "mi", "kd"} & set(tasks) else None
+    chunks = dict(zip(["forward"] + [t for t in ("aot", "mi") if t in tasks], maps.split(batch))) if maps is not None else {}
+    if "aot" in tasks:
+        logits = net.arrow_of_time(torch.cat([chunks["forward"], chunks["aot"]]))
         losses["aot"] = F.cross_entropy(logits, torch.cat([zeros, ones]))
     if "mi" in tasks:
-        irregular_maps = net.encode(intermittent(windows, half_window, max_step, generator))
-        logits = net.motion_irregularity(torch.cat([forward_maps, irregular_maps]))
+        logits = net.motion_irregularity(torch.cat([chunks["forward"], chunks["mi"]]))
         losses["mi"] = F.cross_entropy(logits, torch.cat([zeros, ones]))
     if "mbp" in tasks:
         inputs, middle = without_middle(forward)
         losses["mbp"] = middle_box_error(net.middle_box(net.encode(inputs)), middle).mean()
     if "kd" in tasks:
-        class_logits, features = net.distillation(forward_maps)
+        class_logits, features = net.distillation(chunks["forward"])
         losses["kd"] = distillation_error(class_logits, features, probs, teacher).mean()
     total = sum(losses.values())
     return total, {name: float(value.detach()) for name, value in losses.items()}

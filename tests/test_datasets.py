@@ -1,0 +1,104 @@
+"""Benchmark layouts are recognised and turned into videos losslessly; composing clips at snippet boundaries gives
+the same features as extracting the composed video (what the fight suite relies on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from vad_pipeline.datasets import find_layout, frames_to_video, materialize, ucsd_mask_archive
+from vad_pipeline.errors import UserError
+from vad_pipeline.postprocess.ground_truth import load_many
+
+
+def test_ped2_jpg_layout_from_shared_data() -> None:
+    layout = find_layout(shared_path("ucsd-ped2"))
+    assert layout.kind == "ped-jpg"
+    assert sum(c.split == "train" for c in layout.clips) == 16 and sum(c.split == "test" for c in layout.clips) == 12
+    assert [p.name for p in layout.ground_truth] == ["UCSDped2.m", "pixel_masks_ped2_test.npz"]
+    truth = load_many(layout.ground_truth)
+    assert truth.get("04").masks is not None and truth.get("04").num_frames == 180
+
+
+def _frames(folder: Path, count: int, suffix: str, seed: int) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i + 1:03d}{suffix}"), rng.integers(0, 255, (24, 36, 3), dtype=np.uint8))
+
+
+def test_original_ucsd_layout_with_bmp_masks(tmp_path: Path) -> None:
+    root = tmp_path / "UCSDped2"
+    _frames(root / "Train" / "Train001", 5, ".tif", 0)
+    _frames(root / "Test" / "Test001", 4, ".tif", 1)
+    (root / "Test" / "Test001_gt").mkdir(parents=True)
+    for i in range(4):
+        mask = np.zeros((24, 36), np.uint8)
+        if i >= 2:
+            mask[5:10, 5:10] = 255
+        cv2.imwrite(str(root / "Test" / "Test001_gt" / f"{i + 1:03d}.bmp"), mask)
+    (root / "Test" / "UCSDped2.m").write_text("TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [3:4];\n")
+    layout = find_layout(tmp_path)
+    assert layout.kind == "ucsd" and [c.name for c in layout.clips] == ["Train001", "01"]
+    videos = materialize(layout, tmp_path / "videos")
+    assert set(videos) == {"train_Train001", "01"}
+    archive = ucsd_mask_archive(layout, tmp_path / "masks.npz")
+    truth = load_many(layout.ground_truth + [archive])
+    assert truth.get("01").frame_labels(4).tolist() == [0, 0, 1, 1]
+    assert truth.get("01").masks.shape == (4, 24, 36)
+
+
+def test_avenue_layout_links_videos(tmp_path: Path) -> None:
+    for folder in ("training_videos", "testing_videos"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "01.avi").write_bytes(b"not decoded here")
+    layout = find_layout(tmp_path)
+    assert layout.kind == "avenue"
+    videos = materialize(layout, tmp_path / "out")
+    assert videos["train_01"].name == "train_01.avi" and videos["01"].read_bytes() == b"not decoded here"
+
+
+def test_unknown_layout_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not a known layout"):
+        find_layout(tmp_path)
+
+
+def test_frames_to_video_is_lossless(tmp_path: Path) -> None:
+    _frames(tmp_path / "clip", 6, ".png", 3)
+    frames = sorted((tmp_path / "clip").iterdir())
+    video = frames_to_video(frames, tmp_path / "clip.avi", 25.0)
+    capture = cv2.VideoCapture(str(video))
+    for path in frames:
+        ok, decoded = capture.read()
+        assert ok and np.array_equal(decoded, cv2.imread(str(path)))
+    capture.release()
+
+
+def test_composed_video_features_equal_concatenated_clip_features(tmp_path: Path) -> None:
+    from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
+    from vad_pipeline.models.data import scan_workspace_features
+    from vad_pipeline.workspace import Workspace
+
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 255, (32, 120, 160, 3), dtype=np.uint8), rng.integers(0, 255, (16, 120, 160, 3),
+                                                                                  dtype=np.uint8)]
+
+    def write(path: Path, frames: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (160, 120))
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+
+    write(tmp_path / "videos" / "a.avi", clips[0])
+    write(tmp_path / "videos" / "b.avi", clips[1])
+    write(tmp_path / "videos" / "ab.avi", np.concatenate(clips))
+    summary = extract_videos(Workspace(tmp_path / "work"), [tmp_path / "videos"],
+                             ExtractConfig(weights="random", progress=False), stages=("features",))
+    features = {v.name: v.load() for v in scan_workspace_features(summary.folder)}
+    assert features["ab"].shape[0] == 3
+    np.testing.assert_allclose(features["ab"], np.concatenate([features["a"], features["b"]]), atol=1e-5)

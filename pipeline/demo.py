@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Size of the generated set (the defaults finish in well under 3 minutes on 2 CPU cores)."""
+    """Size of the generated set (the defaults finish in about 3.5 minutes on 2 CPU cores)."""
 
     per_class: int = 4
     frames: int = 96

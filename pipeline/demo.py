@@ -51,7 +51,7 @@ def run_demo(workspace: Workspace, config: DemoConfig) -> int:
     from vad_pipeline.detectors.tracks import TrackConfig
 
     # The demo's frames are 192x144: the detector runs at 320 (about 4x faster than its default 640) on every
-    # second frame, which keeps the whole demo well under 3 minutes on 2 CPU cores.
+    # second frame, which keeps the tracking part of the demo near 1 minute on 2 CPU cores.
     summary = extract_videos(
         workspace, [demo_root / "videos"], ExtractConfig(weights=weights, progress=config.progress),
         stages=("features", "tracks"), tracks=TrackConfig(imgsz=320, frame_stride=2, progress=config.progress),

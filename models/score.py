@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import atomic_path, save_json_atomic, save_npy_atomic, write_atomic
+from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.versions import library_versions
@@ -235,9 +235,7 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
             scores, extras, crops = _score_video(method, video)
             save_npy_atomic(target, scores)
             if extras:
-                with atomic_path(folder / f"{video.key}.extras.npz") as tmp:
-                    with open(tmp, "wb") as handle:
-                        np.savez(handle, **extras)
+                save_npz_atomic(folder / f"{video.key}.extras.npz", extras)
             save_json_atomic(sidecar, {
                 "schema": SCORES_SCHEMA, "video": video.name, "key": video.key, "label": labels[video.name],
                 "split": split, "method": method_cls.name, "T": int(len(scores)), "crops": crops,

@@ -70,6 +70,16 @@ def save_npy_atomic(target: Path, array: np.ndarray) -> None:
     write_atomic(target, _write)
 
 
+def save_npz_atomic(target: Path, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
+    """Save named arrays as ``.npz`` at ``target`` atomically (``compressed``: ``np.savez_compressed``)."""
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+
+    write_atomic(target, _write)
+
+
 def save_json_atomic(target: Path, payload: Any) -> None:
     """Save ``payload`` as pretty JSON at ``target`` atomically."""
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"

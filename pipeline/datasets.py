@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, save_npz_atomic
 from .decode import VIDEO_EXTENSIONS
 from .errors import UserError
 
@@ -167,7 +167,5 @@ def ucsd_mask_archive(layout: Layout, target: Path) -> Path | None:
     for name, folder in layout.mask_folders.items():
         masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in _frames(folder)]
         arrays[name] = np.stack([m > 0 for m in masks])
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+    save_npz_atomic(target, arrays, compressed=True)
     return target

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic import save_json_atomic, write_atomic
+from .atomic import save_json_atomic, save_npz_atomic, write_atomic
 from .synthetic import _background, _draw_person
 
 ANOMALIES = ("backward", "jump", "appearance")
@@ -156,11 +156,7 @@ def generate_object_dataset(root: Path, train: int = 6, test_per_anomaly: int = 
             all_masks[name] = masks
         videos.append(ObjectVideo(path, split, anomaly, interval))
 
-    def write_masks(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **all_masks)
-
-    write_atomic(root / "masks.npz", write_masks)
+    save_npz_atomic(root / "masks.npz", all_masks, compressed=True)
 
     def write_labels(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:

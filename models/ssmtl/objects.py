@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad_pipeline.atomic import atomic_path
+from vad_pipeline.atomic import atomic_path, save_npz_atomic
 from vad_pipeline.detectors.crops import object_sequences
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.errors import CacheError
@@ -122,8 +122,6 @@ def video_objects(video: Path, tracks_csv: Path, folder: Path, key: str, frames:
             raise CacheError(f"{video}: {count} objects in {tracks_csv} but {index} cropped; run `extract` again")
         crops.flush()
         del crops
-    with atomic_path(meta_path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, frames=frames_out, tracks=tracks_out, boxes=boxes_out, probs=probs_out,
-                     teacher=teacher_out, shape=np.array([frames, height, width]))
+    save_npz_atomic(meta_path, {"frames": frames_out, "tracks": tracks_out, "boxes": boxes_out, "probs": probs_out,
+                                "teacher": teacher_out, "shape": np.array([frames, height, width])})
     return _load(crops_path, meta_path)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, write_atomic
+from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.versions import library_versions
@@ -258,7 +258,7 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
             extras = {f"task_{t}": smooth(frame_pooling(objects.frames, normalised[t], v.frames),
                                           config.sigma).astype(np.float32) for t in config.tasks}
             save_npy_atomic(target, frame_scores)
-            _save_extras(folder / f"{v.key}.extras.npz", extras)
+            save_npz_atomic(folder / f"{v.key}.extras.npz", extras)
             _save_objects(folder / f"{v.key}.objects.csv", objects, object_scores, normalised, config.tasks)
             save_json_atomic(folder / f"{v.key}.json", {
                 "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "label": labels[v.name], "split": split,
@@ -320,14 +320,6 @@ def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig) -> dic
         for task, values in task_scores(net, windows, probs, teacher, config.tasks, config.objects.half_window).items():
             collected[task].append(values.numpy())
     return {t: max(float(np.percentile(np.concatenate(v), 99)), 1e-6) for t, v in collected.items()}
-
-
-def _save_extras(path: Path, extras: dict[str, np.ndarray]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **extras)
-
-    write_atomic(path, write)
 
 
 def _save_objects(path: Path, objects: VideoObjects, scores: np.ndarray, per_task: dict[str, np.ndarray],

@@ -1,5 +1,5 @@
 """The ``tracks`` stage: ultralytics YOLO detection + ByteTrack (the configuration shipped inside ultralytics)
-over the project's decoder's frame stream, one fresh tracker per video, track ids renumbered 1..N per video in
+over the project's decoder's frame stream (decoded in a background thread), one fresh tracker per video, track ids renumbered 1..N per video in
 order of first appearance.
 
 Outputs per video, in ``tracks/<tag>/``:
@@ -14,6 +14,7 @@ Outputs per video, in ``tracks/<tag>/``:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from vad_pipeline.atomic import atomic_path, save_json_atomic
 from vad_pipeline.decode import open_video
 from vad_pipeline.errors import CacheError, UserError
+from vad_pipeline.prefetch import prefetched
 from vad_pipeline.stage import Stage
 from vad_pipeline.workspace import VideoRef, Workspace
 
@@ -77,9 +79,11 @@ class TrackStage(Stage):
         self.detector_sha256 = workspace.manifest.sha256_of(self.detector_path)
         self.model: Any = None
         self.class_names: dict[int, str] = {}
+        self.half = _cuda_available()  # ultralytics picks the GPU by itself when there is one
 
     def config(self) -> dict[str, Any]:
-        return {
+        precision = {"precision": "fp16"} if self.half else {}  # fp32 adds no key: older caches stay valid
+        return precision | {
             "tracks_version": TRACKS_VERSION,
             "detector_sha256": self.detector_sha256,
             "conf": self.cfg.conf,
@@ -91,6 +95,15 @@ class TrackStage(Stage):
 
     def tag(self, digest: str) -> str:
         return f"{self.detector_path.stem}-{digest}"
+
+    def on_worker(self, threads: int | None = None) -> None:
+        import torch
+
+        if self.half and not torch.cuda.is_available():
+            raise UserError("tracks: the driver chose fp16 detection but this worker has no GPU; give every worker a "
+                            "GPU or run the driver without one")
+        if threads:
+            torch.set_num_threads(threads)
 
     def prepare(self) -> None:
         if self.model is None:
@@ -118,7 +131,8 @@ class TrackStage(Stage):
         """Boxes of one frame: (ultralytics Boxes on the CPU as numpy, class probabilities ``(n, classes)``)."""
         bgr = np.ascontiguousarray(frame_rgb[..., ::-1])
         result = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=self.cfg.imgsz,
-                                    classes=list(self.cfg.classes) if self.cfg.classes else None, verbose=False)[0]
+                                    classes=list(self.cfg.classes) if self.cfg.classes else None, half=self.half,
+                                    verbose=False)[0]
         return result.boxes.cpu().numpy(), result.class_probs
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
@@ -134,30 +148,33 @@ class TrackStage(Stage):
         classes = len(self.class_names)
         table, sidecar = self.outputs(video, folder)
         detections = 0
-        with atomic_path(table) as tmp, open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(["frame", "track_id", "x1", "y1", "x2", "y2", "confidence", "class"]
-                         + [f"prob_{k}" for k in range(classes)])
-            frame_index = 0
-            bar = tqdm(total=info.frames, desc=video.path.name[-30:], unit="frame", leave=False,
-                       disable=not self.cfg.progress, dynamic_ncols=True)
-            with bar:
-                for chunk in reader.iter_chunks(32):
-                    for frame in chunk:
-                        if frame_index % self.cfg.frame_stride == 0:
-                            boxes, probs = self.detect(frame)
-                            detections += len(boxes)
-                            tracks = tracker.update(boxes, frame)
-                            for x1, y1, x2, y2, raw_id, score, cls, index in tracks:
-                                track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
-                                lengths[track_id] = lengths.get(track_id, 0) + 1
-                                prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
-                                out.writerow([frame_index, track_id, f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}",
-                                              f"{y2:.2f}", f"{score:.4f}", int(cls)]
-                                             + [f"{p:.4f}" for p in prob])
-                        frame_index += 1
-                    bar.update(len(chunk))
-        reader.close()
+        try:
+            with atomic_path(table) as tmp, open(tmp, "w", newline="") as handle:
+                out = csv.writer(handle)
+                out.writerow(["frame", "track_id", "x1", "y1", "x2", "y2", "confidence", "class"]
+                             + [f"prob_{k}" for k in range(classes)])
+                frame_index = 0
+                bar = tqdm(total=info.frames, desc=video.path.name[-30:], unit="frame", leave=False,
+                           disable=not self.cfg.progress, dynamic_ncols=True)
+                chunks = prefetched(lambda: reader.iter_chunks(32), depth=2, name="vad-decode")
+                with bar, contextlib.closing(chunks):
+                    for chunk in chunks:
+                        for frame in chunk:
+                            if frame_index % self.cfg.frame_stride == 0:
+                                boxes, probs = self.detect(frame)
+                                detections += len(boxes)
+                                tracks = tracker.update(boxes, frame)
+                                for x1, y1, x2, y2, raw_id, score, cls, index in tracks:
+                                    track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
+                                    lengths[track_id] = lengths.get(track_id, 0) + 1
+                                    prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
+                                    out.writerow([frame_index, track_id, f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}",
+                                                  f"{y2:.2f}", f"{score:.4f}", int(cls)]
+                                                 + [f"{p:.4f}" for p in prob])
+                            frame_index += 1
+                        bar.update(len(chunk))
+        finally:
+            reader.close()
         meta = {
             "schema": TRACKS_SCHEMA, "video": str(video.path), "video_id": video.video_id,
             "video_sha256": video.sha256, "detector": str(self.detector_path), "detector_sha256": self.detector_sha256,
@@ -171,6 +188,12 @@ class TrackStage(Stage):
         }
         save_json_atomic(sidecar, meta)
         return _summary(meta)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _summary(meta: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,10 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
                         help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it")
     parser.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto",
                         help="video decoder (auto = decord, on the GPU when decord was built with CUDA)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: one per physical core)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",
+                        help="backbone precision: auto = fp16 on CUDA, fp32 on CPU")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--classes", default=None, help="tracks: comma-separated class ids to keep")
     extract.add_argument("--frame-stride", type=int, default=1, help="tracks: detect every N-th frame")
     extract.add_argument("--force", action="store_true", help="recompute even what is cached")
+    scale = extract.add_argument_group("scale-out")
+    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: this process (default); ray: one Ray actor per GPU or CPU slot, sharing the workdir "
+                            "(needs vad-pipeline[ray] and a workdir every node can reach)")
+    scale.add_argument("--address", default=None,
+                       help="ray: cluster to join ('auto', ray://host:10001); default: start a local instance")
+    scale.add_argument("--workers", type=int, default=None,
+                       help="ray: actors (default: one per GPU, else CPUs / --cpus-per-worker)")
+    scale.add_argument("--cpus-per-worker", type=int, default=1, help="ray: CPUs (torch threads) per actor")
     _common(extract)
     extract.set_defaults(handler=_cmd_extract)
 
@@ -186,7 +199,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     config = ExtractConfig(
         backbone=args.backbone, weights=args.weights, crops=args.crops, device=args.device,
-        batch_size=args.batch_size, tail=args.tail, decoder=args.decoder, progress=not args.quiet,
+        batch_size=args.batch_size, tail=args.tail, decoder=args.decoder, threads=args.threads,
+        precision=args.precision, progress=not args.quiet,
     )
     from vad_pipeline.detectors.tracks import TrackConfig
 
@@ -197,8 +211,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     tracks = TrackConfig(detector=args.detector, conf=args.conf, imgsz=args.imgsz, classes=classes,
                          frame_stride=args.frame_stride, decoder=args.decoder, progress=not args.quiet)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    executor = None
+    if args.executor == "ray":
+        from vad_pipeline.ray_executor import RayExecutor  # imported only here: the default path never loads Ray
+
+        executor = RayExecutor(address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker)
+    elif args.address or args.workers:
+        raise UserError("--address and --workers only apply with --executor ray")
     summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force, stages=stages,
-                             tracks=tracks)
+                             tracks=tracks, executor=executor)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
 

@@ -8,6 +8,11 @@ A stage turns one video (plus cached inputs) into artifacts in its folder. The r
 - records status, timings and library versions in the manifest;
 - turns bad inputs into one error line per video and carries on with the others;
 - never leaves a half-written artifact: stages write atomically, stale temporaries are swept at start.
+
+Where the pending videos run is the executor's business: ``LocalExecutor`` (default) runs them here, one after
+another; ``vad_pipeline.ray_executor.RayExecutor`` runs them on Ray actors. Either way workers only write artifact
+files (atomic renames into the shared workspace) and report a ``VideoOutcome``; the manifest is written by the
+driver process alone, so it stays consistent however many workers there are and whatever filesystem holds it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from tqdm.auto import tqdm
 
@@ -60,6 +65,10 @@ class Stage(abc.ABC):
         """Cheaply check a finished artifact; raise CacheError if it is unreadable. Returns its summary."""
         return {}
 
+    def on_worker(self, threads: int | None = None) -> None:
+        """Called in a worker process (another machine, perhaps) before ``prepare``: re-resolve what depends on
+        the machine (the device) without changing the configuration the driver hashed."""
+
 
 @dataclass
 class RunSummary:
@@ -93,14 +102,32 @@ def cached_detail(stage: Stage, video: VideoRef, folder: Path) -> dict[str, Any]
         return None
 
 
-def run_stage(
-    workspace: Workspace,
-    stage: Stage,
-    videos: Sequence[Path],
-    force: bool = False,
-    progress: bool = True,
-) -> RunSummary:
-    """Apply ``stage`` to every video, reusing cached artifacts; see the module docstring."""
+@dataclass
+class StagePlan:
+    """What a run of one stage has to do: its artifact folder and the videos not yet done there."""
+
+    stage_name: str
+    digest: str
+    folder: Path
+    config: dict[str, Any]
+    pending: list[VideoRef]
+    summary: RunSummary
+
+
+@dataclass
+class VideoOutcome:
+    """The result of one video, as a worker reports it back: ``detail`` when done, ``error`` when failed."""
+
+    video: VideoRef
+    detail: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    output: Path | None = None
+
+
+def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force: bool = False) -> StagePlan:
+    """Create the stage's folder, index what is already cached (recording it in the manifest if a killed run
+    finished it unrecorded) and list the videos that still need work."""
     digest, folder, config = stage_folder(workspace, stage)
     folder.mkdir(parents=True, exist_ok=True)
     swept = remove_stale_temporaries(folder)
@@ -109,57 +136,98 @@ def run_stage(
     if not (folder / "config.json").is_file():
         save_json_atomic(folder / "config.json", {"stage": stage.name, "config_hash": digest, "config": config})
     manifest = workspace.manifest
-    summary = RunSummary(folder=folder)
-
-    pending: list[VideoRef] = []
+    plan = StagePlan(stage.name, digest, folder, config, [], RunSummary(folder=folder))
     for path in videos:
         try:
             video = workspace.video_ref(path)
         except OSError as exc:
             message = f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions"
             log.error("%s", message)
-            summary.failed.append((Path(path), message))
+            plan.summary.failed.append((Path(path), message))
             continue
         detail = None if force else cached_detail(stage, video, folder)
         if detail is not None:
-            summary.cached.append(video.path)
+            plan.summary.cached.append(video.path)
             record = manifest.artifact(stage.name, video.video_id, digest)
             if record is None or record.status != "done":  # finished on disk but killed before the manifest knew
                 manifest.mark_done(stage.name, video.video_id, digest, config, stage.outputs(video, folder)[0],
                                    None, library_versions(), detail)
             continue
-        pending.append(video)
+        plan.pending.append(video)
+    if plan.summary.cached:
+        log.info("%s: %d video(s) already done in %s", stage.name, len(plan.summary.cached), folder)
+    return plan
 
-    if summary.cached:
-        log.info("%s: %d video(s) already done in %s", stage.name, len(summary.cached), folder)
-    if not pending:
-        return summary
 
-    stage.prepare()
-    bar = tqdm(pending, desc=f"{stage.name}", unit="video", disable=not progress, dynamic_ncols=True)
-    for video in bar:
-        bar.set_postfix_str(video.path.name[-40:])
-        manifest.mark_running(stage.name, video.video_id, digest, config)
-        started = time.perf_counter()
-        try:
-            detail = stage.run(video, folder)
-        except UserError as exc:
-            message = str(exc)
-        except (KeyboardInterrupt, SystemExit):
-            manifest.mark_failed(stage.name, video.video_id, digest, config, "interrupted")
-            raise
-        except Exception as exc:  # an unexpected failure of one video must not lose the others
-            message = f"{video.path}: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
-            log.debug("traceback for %s:\n%s", video.path, traceback.format_exc())
-        else:
-            seconds = time.perf_counter() - started
-            manifest.mark_done(stage.name, video.video_id, digest, config, stage.outputs(video, folder)[0],
-                               seconds, library_versions(), detail)
-            meta = {key: detail.get(key) for key in ("fps", "frames", "width", "height")}
-            manifest.record_video(video.video_id, video.path, video.sha256, video.size, **meta)
-            summary.done.append(video.path)
-            continue
+def run_video(stage: Stage, video: VideoRef, folder: Path) -> VideoOutcome:
+    """Run ``stage`` on one video, turning a bad input into an error line (the same in-process and on a worker)."""
+    started = time.perf_counter()
+    try:
+        detail = stage.run(video, folder)
+    except UserError as exc:
+        return VideoOutcome(video, error=str(exc))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # an unexpected failure of one video must not lose the others
+        log.debug("traceback for %s:\n%s", video.path, traceback.format_exc())
+        return VideoOutcome(
+            video, error=f"{video.path}: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
+        )
+    return VideoOutcome(video, detail=detail, seconds=time.perf_counter() - started,
+                        output=stage.outputs(video, folder)[0])
+
+
+def record_outcome(workspace: Workspace, plan: StagePlan, outcome: VideoOutcome) -> None:
+    """Write one video's outcome into the manifest and the run summary (only the driver process does this)."""
+    manifest, video = workspace.manifest, outcome.video
+    if outcome.detail is None:
+        message = outcome.error or f"{video.path}: failed without a message"
         log.error("%s", message)
-        manifest.mark_failed(stage.name, video.video_id, digest, config, message)
-        summary.failed.append((video.path, message))
-    return summary
+        manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config, message)
+        plan.summary.failed.append((video.path, message))
+        return
+    manifest.mark_done(plan.stage_name, video.video_id, plan.digest, plan.config, outcome.output, outcome.seconds,
+                       library_versions(), outcome.detail)
+    meta = {key: outcome.detail.get(key) for key in ("fps", "frames", "width", "height")}
+    manifest.record_video(video.video_id, video.path, video.sha256, video.size, **meta)
+    plan.summary.done.append(video.path)
+
+
+class Executor(Protocol):
+    """Where the pending videos of a stage run. ``execute`` calls ``record_outcome`` for every pending video."""
+
+    def execute(self, workspace: Workspace, stage: Stage, plan: StagePlan, progress: bool) -> None: ...
+
+
+class LocalExecutor:
+    """In this process, one video after another, the model loaded once (the default)."""
+
+    def execute(self, workspace: Workspace, stage: Stage, plan: StagePlan, progress: bool) -> None:
+        stage.prepare()
+        bar = tqdm(plan.pending, desc=f"{stage.name}", unit="video", disable=not progress, dynamic_ncols=True)
+        for video in bar:
+            bar.set_postfix_str(video.path.name[-40:])
+            workspace.manifest.mark_running(plan.stage_name, video.video_id, plan.digest, plan.config)
+            try:
+                outcome = run_video(stage, video, plan.folder)
+            except (KeyboardInterrupt, SystemExit):
+                workspace.manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config,
+                                               "interrupted")
+                raise
+            record_outcome(workspace, plan, outcome)
+
+
+def run_stage(
+    workspace: Workspace,
+    stage: Stage,
+    videos: Sequence[Path],
+    force: bool = False,
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> RunSummary:
+    """Apply ``stage`` to every video, reusing cached artifacts; see the module docstring. ``executor`` decides
+    where the work runs (default: this process)."""
+    plan = plan_stage(workspace, stage, videos, force)
+    if plan.pending:
+        (executor or LocalExecutor()).execute(workspace, stage, plan, progress)
+    return plan.summary

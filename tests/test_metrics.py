@@ -113,9 +113,23 @@ def test_rbdc_tbdc_by_hand() -> None:
     assert result["gt_regions"] == 1 and result["gt_tracks"] == 1
 
 
-def test_rbdc_tbdc_match_py_ssvad_metrics(tmp_path: Path) -> None:
-    ssvad = pytest.importorskip("ssvad_metrics.criteria")
-    schema = pytest.importorskip("ssvad_metrics.data_schema")
+def _import_py_ssvad_metrics(monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """py-ssvad-metrics is written against the pydantic 1 API; pydantic 2 (which Ray needs) still ships that API
+    as ``pydantic.v1``, so the package is imported with ``pydantic`` pointing there (for this import only)."""
+    import sys
+
+    pydantic = pytest.importorskip("pydantic")
+    if not pydantic.VERSION.startswith("1."):
+        import pydantic.v1
+
+        for name in [n for n in sys.modules if n.startswith("ssvad_metrics")]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setitem(sys.modules, "pydantic", pydantic.v1)
+    return pytest.importorskip("ssvad_metrics.criteria"), pytest.importorskip("ssvad_metrics.data_schema")
+
+
+def test_rbdc_tbdc_match_py_ssvad_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ssvad, schema = _import_py_ssvad_metrics(monkeypatch)
     rng = np.random.default_rng(0)
     height, width, length = 48, 64, 20
     mine, theirs = m.RegionTrackAccumulator(), ssvad.CurrentCriteriaAccumulator()

@@ -1,0 +1,31 @@
+"""The benchmark entry point runs and writes its documented JSON (decode group only: a few seconds)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_decode_group_writes_rows_and_ratio(tmp_path: Path) -> None:
+    video = tmp_path / "input.mp4"
+    from vad_pipeline.synthetic import render_video
+
+    render_video(video, seed=1, frames=64, size=(120, 160))
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only", "decode",
+                           "--video", str(video), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert document["schema"] == "vad-pipeline/benchmark/1" and document["groups"] == ["decode"]
+    rows = {row["name"]: row for row in document["rows"]}
+    for name in ("decode/pipeline", "decode/decord-cpu", "decode/opencv-reader", "decode/cv2-bare"):
+        assert rows[name]["frames"] == 64, name
+        assert rows[name]["fps"] > 0 and rows[name]["peak_rss_mb"] >= rows[name]["run_peak_rss_mb"] > 0
+    assert rows["decode/decord-gpu"].get("skipped") or rows["decode/decord-gpu"]["frames"] == 64
+    ratio = document["ratios"]["decode pipeline / cv2.VideoCapture"]
+    assert ratio == rows["decode/pipeline"]["fps"] / rows["decode/cv2-bare"]["fps"]
+    assert "| decode/pipeline |" in done.stdout

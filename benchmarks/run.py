@@ -344,13 +344,20 @@ def row_ray(videos: list[str], mode: str, workdir: str) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     if summary.failed:
         raise RuntimeError(f"ray row {mode}: {summary.failed}")
-    frames = 0
+    frames, video_seconds = 0, 0.0
     for path in summary.folder.glob("*.json"):
         if path.name != "config.json":
-            frames += 16 * json.loads(path.read_text())["T"]
+            meta = json.loads(path.read_text())
+            frames, video_seconds = frames + 16 * meta["T"], video_seconds + meta["seconds"]
     detail = {"in-process": f"{cpus} threads", "1-worker": f"1 actor x {cpus} CPUs",
               "per-cpu": f"{cpus} actors x 1 CPU"}[mode]
-    return {"frames": frames, "seconds": seconds, "note": f"{len(videos)} videos, {detail}, wall incl. start-up"}
+    if executor is None:  # one video after another: the work is the sum of the per-video times
+        work, startup = video_seconds, seconds - video_seconds
+    else:
+        work = executor.timings["work_seconds"]
+        startup = executor.timings["connect_seconds"] + executor.timings["startup_seconds"]
+    return {"frames": frames, "seconds": seconds, "rate": frames / work, "rate_unit": "frames/s after start-up",
+            "note": f"{len(videos)} videos, {detail}; wall includes {startup:.1f} s of start-up (Ray, model load)"}
 
 
 ROWS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -411,23 +418,11 @@ def write_clip(source: Path, target: Path, frames: int, loops: int = 1, marker: 
 
 def synthetic_scores_input(root: Path) -> tuple[Path, Path, Path]:
     """A feature set for the score and report rows: 40 + 40 videos of 24-48 snippets, D = 1024, and its GT."""
-    import csv
-
-    import numpy as np
-
-    from vad_pipeline.synthetic import synthetic_features, write_feature_set
+    from vad_pipeline.synthetic import synthetic_features, write_feature_ground_truth, write_feature_set
 
     videos = synthetic_features(n_normal=40, n_anomalous=40, dim=1024, seed=0, shift=1.0)
     features, labels = write_feature_set(root, videos)
-    gt = root / "ground_truth.csv"
-    with open(gt, "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["video", "start_frame", "end_frame"])
-        for video in videos:
-            anomalous = np.flatnonzero(video.snippet_labels)
-            if anomalous.size:
-                out.writerow([video.name, 16 * anomalous[0], 16 * (anomalous[-1] + 1)])
-    return features, labels, gt
+    return features, labels, write_feature_ground_truth(root / "ground_truth.csv", videos)
 
 
 # -- output -----------------------------------------------------------------------------------------------------
@@ -459,9 +454,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _ratio(rows: dict[str, dict[str, Any]], top: str, bottom: str) -> float | None:
+def _ratio(rows: dict[str, dict[str, Any]], top: str, bottom: str, key: str = "fps") -> float | None:
     a, b = rows.get(top, {}), rows.get(bottom, {})
-    return a["fps"] / b["fps"] if a.get("fps") and b.get("fps") else None
+    return a[key] / b[key] if a.get(key) and b.get(key) else None
 
 
 def machine() -> dict[str, Any]:
@@ -554,8 +549,9 @@ def main() -> None:
         "decode pipeline / cv2.VideoCapture": _ratio(by_name, "decode/pipeline", "decode/cv2-bare"),
         "extract pipeline / bare forward": _ratio(by_name, "extract/pipeline", "extract/bare-forward"),
         "tracks pipeline / bare predict": _ratio(by_name, "tracks/pipeline", "tracks/bare-predict"),
-        "ray 1 actor / in-process": _ratio(by_name, "ray/1-worker", "ray/in-process"),
-        "ray per-CPU actors / 1 actor": _ratio(by_name, "ray/per-cpu", "ray/1-worker"),
+        "ray 1 actor / in-process (wall)": _ratio(by_name, "ray/1-worker", "ray/in-process"),
+        "ray per-CPU actors / 1 actor (wall)": _ratio(by_name, "ray/per-cpu", "ray/1-worker"),
+        "ray per-CPU actors / 1 actor (after start-up)": _ratio(by_name, "ray/per-cpu", "ray/1-worker", "rate"),
     }
     ratios = {k: v for k, v in ratios.items() if v is not None}
     if len(scaling) == 3:

@@ -44,7 +44,8 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tail", choices=("drop", "pad"), default="drop",
                         help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it")
     parser.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto",
-                        help="video decoder (auto = decord, on the GPU when decord was built with CUDA)")
+                        help="video decoder (auto = decord on the GPU when decord was built with CUDA, else OpenCV for "
+                             "mp4/avi/mov and decord for other containers; see README 'Decoding')")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: one per physical core)")
     parser.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",

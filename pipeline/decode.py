@@ -1,5 +1,6 @@
-"""Video decoding: open a file with decord (GPU context when decord was built with CUDA, else CPU) or OpenCV,
-read its metadata and stream its frames in chunks, never holding the whole video in memory.
+"""Video decoding: open a file with decord (GPU context when decord was built with CUDA) or OpenCV, read its
+metadata and stream its frames in chunks, never holding the whole video in memory (see ``open_video`` for which
+decoder ``auto`` picks and why).
 
 Frames come out as ``(N, H, W, 3)`` uint8 RGB arrays.
 """
@@ -110,7 +111,11 @@ def _log_once(message: str) -> None:
 
 
 class DecordReader:
-    """decord.VideoReader, read in contiguous batches; on the GPU when asked and decord was built with CUDA."""
+    """decord.VideoReader read sequentially (``next()``) into chunk buffers; on the GPU when asked and decord
+    was built with CUDA.
+
+    Not ``get_batch``: on a 1,024-frame clip, batched reads took 2-4x the memory of sequential ones and left it
+    growing from one video to the next (decord issues #197, #208), for no gain in speed."""
 
     def __init__(self, path: Path, want_gpu: bool = False, num_threads: int = 0):
         global _decord_gpu_missing
@@ -120,6 +125,7 @@ class DecordReader:
 
         self._path = path
         self._reader = None
+        self._first: np.ndarray | None = None
         context_name = "cpu"
         with _captured_native_stderr() as native:
             error: Exception | None = None
@@ -135,7 +141,10 @@ class DecordReader:
                 if self._reader is None:
                     self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
                 frames = len(self._reader)
-                first = self._reader[0].shape if frames > 0 else None
+                # Frame 0 proves the file decodes and gives the frame size; it is kept as the start of the first
+                # pass, which then continues sequentially from frame 1 without seeking back.
+                self._first = self._reader[0].asnumpy() if frames > 0 else None
+                first = self._first.shape if self._first is not None else None
             except Exception as exc:
                 error = exc
         if context_name == "gpu":
@@ -165,19 +174,40 @@ class DecordReader:
 
     def iter_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
         total = self.info.frames
-        for start in range(0, total, chunk_frames):
-            stop = min(total, start + chunk_frames)
-            # No fd capture here: this runs in a prefetch thread, and redirecting fd 2 would swallow the
-            # main thread's progress and log output.
+        buffer = np.empty((chunk_frames, self.info.height, self.info.width, 3), dtype=np.uint8)
+        filled = decoded = 0
+        if self._first is not None:
+            buffer[0], self._first = self._first, None
+            filled = decoded = 1
+        else:  # a second pass over the same reader
+            self._reader.seek(0)
+        # No fd capture here: this runs in a prefetch thread, and redirecting fd 2 would swallow the main thread's
+        # progress and log output.
+        while decoded < total:
             try:
-                batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
+                frame = self._reader.next()
+            except StopIteration:
+                break
             except Exception as error:
                 reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
                 raise VideoError(
-                    f"{self._path}: truncated or corrupt: decoding stopped at frame {start} of {total} ({reason}); "
+                    f"{self._path}: truncated or corrupt: decoding stopped at frame {decoded} of {total} ({reason}); "
                     "re-encode or re-download the file"
                 ) from None
-            yield batch
+            buffer[filled] = frame.asnumpy()
+            filled += 1
+            decoded += 1
+            if filled == chunk_frames:
+                yield buffer  # handed over, not copied: the next chunk gets a new buffer
+                buffer = np.empty_like(buffer)
+                filled = 0
+        if decoded < total:
+            raise VideoError(
+                f"{self._path}: truncated or corrupt: decoding stopped at frame {decoded} of {total}; "
+                "re-encode or re-download the file"
+            )
+        if filled:
+            yield buffer[:filled]
 
     def close(self) -> None:
         self._reader = None
@@ -224,7 +254,8 @@ class OpenCVReader:
             filled += 1
             decoded += 1
             if filled == chunk_frames:
-                yield buffer.copy()
+                yield buffer  # handed over, not copied: the next chunk gets a new buffer
+                buffer = np.empty_like(buffer)
                 filled = 0
         if decoded < total:
             raise VideoError(
@@ -232,14 +263,22 @@ class OpenCVReader:
                 "re-encode or re-download the file"
             )
         if filled:
-            yield buffer[:filled].copy()
+            yield buffer[:filled]
 
     def close(self) -> None:
         self._capture.release()
 
 
 def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> FrameReader:
-    """Open ``path`` with the chosen decoder ('auto' = decord). Raises VideoError with a one-line reason."""
+    """Open ``path`` with the chosen decoder. Raises VideoError with a one-line reason.
+
+    ``auto``: decord with its GPU context when a GPU is wanted and decord was built with CUDA. Otherwise, for
+    containers whose header states the exact frame count (mp4, avi, mov, m4v: the public datasets), OpenCV: decord's
+    CPU reader decodes the same pixels no faster and its memory grows with video length when frames are consumed
+    slower than it decodes them, as the model does (+500 MB on a 1,024-frame 640x272 clip, more from one video to
+    the next; benchmarks/run.py, README "Decoding"). Other containers (mkv, webm, ...) only estimate their frame
+    count, so they keep decord, which indexes every frame.
+    ``decord`` forces decord (CPU context unless a GPU is wanted and available); ``opencv`` forces OpenCV."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
@@ -247,6 +286,17 @@ def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> Fra
         raise VideoError(f"{path}: file is empty (0 bytes); remove it or copy it again")
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
-    if decoder == "opencv":
-        return OpenCVReader(path)
-    return DecordReader(path, want_gpu=want_gpu)
+    if decoder == "decord":
+        return DecordReader(path, want_gpu=want_gpu)
+    if decoder == "auto" and want_gpu and _decord_gpu_missing is None:
+        reader = DecordReader(path, want_gpu=True)
+        if reader.info.decoder == "decord-gpu":
+            return reader
+        reader.close()
+    if decoder == "auto" and path.suffix.lower() not in _EXACT_COUNT_CONTAINERS:
+        return DecordReader(path)  # an exact frame count needs decord's index here
+    if decoder == "auto":
+        why = _decord_gpu_missing if want_gpu else "no GPU in use"
+        _log_once(f"decode: OpenCV on CPU for mp4/avi/mov ({why}; decord's CPU reader is no faster and its memory "
+                  "grows with video length; --decoder decord forces it)")
+    return OpenCVReader(path)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -71,6 +72,9 @@ class RayExecutor:
     workers: int | None = None
     cpus_per_worker: int = 1
     num_cpus: int | None = None
+    #: filled by each run: ``connect_seconds`` (reaching or starting Ray), ``startup_seconds`` (actors created and
+    #: models loaded), ``work_seconds`` (first call to last result), ``actors``, ``hosts``
+    timings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -106,7 +110,9 @@ class RayExecutor:
         return max(1, min(count, pending)), (1.0 if gpus else 0.0)
 
     def execute(self, workspace: Workspace, stage: Stage, plan: StagePlan, progress: bool) -> None:
+        started = time.perf_counter()
         ray, started_here = self._connect()
+        self.timings = {"connect_seconds": time.perf_counter() - started}
         try:
             self._execute(ray, workspace, stage, plan, progress)
         finally:
@@ -118,9 +124,18 @@ class RayExecutor:
         actor_class = ray.remote(_StageWorker).options(num_cpus=self.cpus_per_worker, num_gpus=gpus,
                                                        max_concurrency=1)
         stage_ref = ray.put(stage)
+        started = time.perf_counter()
         actors = [actor_class.remote(stage_ref, self.cpus_per_worker) for _ in range(count)]
-        log.info("%s: %d video(s) on %d Ray actor(s) (%d CPU(s)%s each)", stage.name, len(plan.pending), count,
-                 self.cpus_per_worker, ", 1 GPU" if gpus else "")
+        actors, hosts, reason = _started_actors(ray, actors)
+        self.timings.update(startup_seconds=time.perf_counter() - started, actors=len(actors), hosts=hosts)
+        if not actors:
+            for video in plan.pending:
+                record_outcome(workspace, plan, VideoOutcome(
+                    video, error=f"{video.path}: not processed: no Ray worker could start ({reason})"))
+            return
+        log.info("%s: %d video(s) on %d Ray actor(s) (%d CPU(s)%s each) on %s", stage.name, len(plan.pending),
+                 len(actors), self.cpus_per_worker, ", 1 GPU" if gpus else "", ", ".join(sorted(set(hosts))))
+        started = time.perf_counter()
         queue = deque(plan.pending)
         in_flight: dict[Any, tuple[Any, VideoRef]] = {}
         folder = str(plan.folder)
@@ -146,8 +161,7 @@ class RayExecutor:
                         outcome = ray.get(ready[0])
                     except ray.exceptions.RayError as exc:  # the actor died (or could not start: missing weights)
                         dead.add(actor)
-                        reason = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
-                        outcome = VideoOutcome(video, error=f"{video.path}: Ray worker failed ({reason})")
+                        outcome = VideoOutcome(video, error=f"{video.path}: Ray worker failed ({_reason(exc)})")
                     record_outcome(workspace, plan, outcome)
                     bar.set_postfix_str(video.path.name[-40:])
                     bar.update(1)
@@ -167,5 +181,25 @@ class RayExecutor:
                                                "interrupted")
             raise
         finally:
+            self.timings["work_seconds"] = time.perf_counter() - started
             for actor in actors:
                 ray.kill(actor)
+
+
+def _reason(exc: BaseException) -> str:
+    """The last line of a Ray error (the worker's own exception), short."""
+    text = str(exc).strip()
+    return text.splitlines()[-1][:300] if text else type(exc).__name__
+
+
+def _started_actors(ray: Any, actors: list[Any]) -> tuple[list[Any], list[str], str]:
+    """Wait until every actor has loaded its model; returns the live ones, their hosts and why others failed."""
+    alive, hosts, reason = [], [], ""
+    for actor in actors:
+        try:
+            hosts.append(ray.get(actor.where.remote())["host"])
+            alive.append(actor)
+        except ray.exceptions.RayError as exc:
+            reason = _reason(exc)
+            log.error("a Ray worker failed to start: %s", reason)
+    return alive, hosts, reason

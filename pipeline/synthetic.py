@@ -226,3 +226,19 @@ def write_feature_set(root: Path, videos: list[SyntheticFeatures]) -> tuple[Path
         for video in videos:
             out.writerow([video.name, "anomaly" if video.label else "normal", video.split])
     return folder, labels
+
+
+def write_feature_ground_truth(path: Path, videos: list[SyntheticFeatures], snippet_frames: int = 16) -> Path:
+    """Frame ground truth of synthetic feature videos as ``video,start_frame,end_frame`` (each anomalous video's
+    interval, ``snippet_frames`` frames per snippet); normal videos get no row."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(["video", "start_frame", "end_frame"])
+            for video in videos:
+                anomalous = np.flatnonzero(video.snippet_labels)
+                if anomalous.size:
+                    out.writerow([video.name, snippet_frames * anomalous[0], snippet_frames * (anomalous[-1] + 1)])
+
+    write_atomic(path, write)
+    return path

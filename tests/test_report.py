@@ -14,7 +14,7 @@ from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 
 from vad_pipeline.cli import main
 from vad_pipeline.models.score import ScoreConfig, score_videos
-from vad_pipeline.synthetic import synthetic_features, write_feature_set
+from vad_pipeline.synthetic import synthetic_features, write_feature_ground_truth, write_feature_set
 from vad_pipeline.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,14 +30,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory):
     videos[0] = type(videos[0])(HOSTILE, *(getattr(videos[0], f) for f in ("features", "snippet_labels", "label",
                                                                             "split")))
     folder, labels = write_feature_set(root, videos)
-    gt = root / "ground_truth.csv"
-    with open(gt, "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["video", "start_frame", "end_frame"])
-        for video in videos:
-            anomalous = np.flatnonzero(video.snippet_labels)
-            if anomalous.size:
-                out.writerow([video.name, 16 * anomalous[0], 16 * (anomalous[-1] + 1)])
+    gt = write_feature_ground_truth(root / "ground_truth.csv", videos)
     workdir = root / "work"
     for method in ("mil", "align"):
         score_videos(Workspace(workdir), ScoreConfig(method=method, features=folder, labels=labels, progress=False,

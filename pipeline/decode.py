@@ -14,7 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -110,6 +110,41 @@ def _log_once(message: str) -> None:
     log.info(message)
 
 
+def _chunked(write_next: Callable[[np.ndarray], bool], info: VideoInfo, chunk_frames: int,
+             first: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Stream ``info.frames`` frames as ``(N, H, W, 3)`` chunks. ``write_next(target)`` decodes the next frame into
+    ``target`` and returns False at the end of the stream; ``first``, if given, is frame 0, already decoded.
+
+    Each chunk is a new buffer handed to the consumer (not a copy of a reused one). Fewer frames than the header
+    promised, or a decoder error, is one VideoError naming the file and the frame."""
+    buffer = np.empty((chunk_frames, info.height, info.width, 3), dtype=np.uint8)
+    filled = decoded = 0
+    reason = ""
+    while decoded < info.frames:
+        try:
+            if first is not None:
+                buffer[filled], first = first, None
+            elif not write_next(buffer[filled]):
+                break
+        except Exception as error:
+            text = str(error).strip()
+            reason = f" ({text.splitlines()[0][:200] if text else type(error).__name__})"
+            break
+        filled += 1
+        decoded += 1
+        if filled == chunk_frames:
+            yield buffer
+            buffer = np.empty_like(buffer)
+            filled = 0
+    if decoded < info.frames:
+        raise VideoError(
+            f"{info.path}: truncated or corrupt: decoding stopped at frame {decoded} of {info.frames}{reason}; "
+            "re-encode or re-download the file"
+        )
+    if filled:
+        yield buffer[:filled]
+
+
 class DecordReader:
     """decord.VideoReader read sequentially (``next()``) into chunk buffers; on the GPU when asked and decord
     was built with CUDA.
@@ -173,41 +208,20 @@ class DecordReader:
         self.info = VideoInfo(str(path), fps, int(frames), width, height, f"decord-{context_name}")
 
     def iter_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
-        total = self.info.frames
-        buffer = np.empty((chunk_frames, self.info.height, self.info.width, 3), dtype=np.uint8)
-        filled = decoded = 0
-        if self._first is not None:
-            buffer[0], self._first = self._first, None
-            filled = decoded = 1
-        else:  # a second pass over the same reader
+        first, self._first = self._first, None
+        if first is None:  # a second pass over the same reader
             self._reader.seek(0)
+
         # No fd capture here: this runs in a prefetch thread, and redirecting fd 2 would swallow the main thread's
         # progress and log output.
-        while decoded < total:
+        def write_next(target: np.ndarray) -> bool:
             try:
-                frame = self._reader.next()
+                target[...] = self._reader.next().asnumpy()
             except StopIteration:
-                break
-            except Exception as error:
-                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-                raise VideoError(
-                    f"{self._path}: truncated or corrupt: decoding stopped at frame {decoded} of {total} ({reason}); "
-                    "re-encode or re-download the file"
-                ) from None
-            buffer[filled] = frame.asnumpy()
-            filled += 1
-            decoded += 1
-            if filled == chunk_frames:
-                yield buffer  # handed over, not copied: the next chunk gets a new buffer
-                buffer = np.empty_like(buffer)
-                filled = 0
-        if decoded < total:
-            raise VideoError(
-                f"{self._path}: truncated or corrupt: decoding stopped at frame {decoded} of {total}; "
-                "re-encode or re-download the file"
-            )
-        if filled:
-            yield buffer[:filled]
+                return False
+            return True
+
+        return _chunked(write_next, self.info, chunk_frames, first)
 
     def close(self) -> None:
         self._reader = None
@@ -239,31 +253,18 @@ class OpenCVReader:
     def iter_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
         import cv2
 
-        total = self.info.frames
-        buffer = np.empty((chunk_frames, self.info.height, self.info.width, 3), dtype=np.uint8)
-        filled = 0
-        decoded = 0
-        while decoded < total:
-            ok = self._capture.grab()
-            if not ok:
-                break
+        size = (self.info.height, self.info.width)
+
+        def write_next(target: np.ndarray) -> bool:
+            if not self._capture.grab():
+                return False
             ok, frame = self._capture.retrieve()
-            if not ok or frame.shape[:2] != (self.info.height, self.info.width):
-                break
-            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=buffer[filled])
-            filled += 1
-            decoded += 1
-            if filled == chunk_frames:
-                yield buffer  # handed over, not copied: the next chunk gets a new buffer
-                buffer = np.empty_like(buffer)
-                filled = 0
-        if decoded < total:
-            raise VideoError(
-                f"{self._path}: truncated or corrupt: decoding stopped at frame {decoded} of {total}; "
-                "re-encode or re-download the file"
-            )
-        if filled:
-            yield buffer[:filled]
+            if not ok or frame.shape[:2] != size:
+                return False
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=target)
+            return True
+
+        return _chunked(write_next, self.info, chunk_frames)
 
     def close(self) -> None:
         self._capture.release()

@@ -29,6 +29,7 @@ from .workspace import VideoRef, Workspace
 log = logging.getLogger(__name__)
 
 CALLS_PER_ACTOR = 2  # one running, one queued behind it
+LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
 
 
 def _import_ray() -> Any:
@@ -88,7 +89,9 @@ class RayExecutor:
             return ray, False
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "logging_level": logging.WARNING}
         if self.address is None:
-            options["num_cpus"] = self.num_cpus
+            # Only small objects travel through Ray (the stage, video references, outcomes): frames and features
+            # go through the shared workspace. A small object store keeps a local instance light on /dev/shm.
+            options.update(num_cpus=self.num_cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
         try:
             ray.init(address=self.address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:

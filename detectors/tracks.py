@@ -1,6 +1,6 @@
 """The ``tracks`` stage: ultralytics YOLO detection + ByteTrack (the configuration shipped inside ultralytics)
-over the project's decoder's frame stream (decoded in a background thread), one fresh tracker per video, track ids renumbered 1..N per video in
-order of first appearance.
+over the project's decoder's frame stream (decoded in a background thread), one fresh tracker per video, track
+ids renumbered 1..N per video in order of first appearance.
 
 Outputs per video, in ``tracks/<tag>/``:
 
@@ -96,14 +96,10 @@ class TrackStage(Stage):
     def tag(self, digest: str) -> str:
         return f"{self.detector_path.stem}-{digest}"
 
-    def on_worker(self, threads: int | None = None) -> None:
-        import torch
-
-        if self.half and not torch.cuda.is_available():
+    def on_worker(self) -> None:
+        if self.half and not _cuda_available():
             raise UserError("tracks: the driver chose fp16 detection but this worker has no GPU; give every worker a "
                             "GPU or run the driver without one")
-        if threads:
-            torch.set_num_threads(threads)
 
     def prepare(self) -> None:
         if self.model is None:

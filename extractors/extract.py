@@ -142,13 +142,11 @@ class FeatureStage(Stage):
         random_mark = "-random" if self.weights.is_random else ""
         return f"{self.spec.name}{random_mark}-{self.cfg.crops}-{digest}"
 
-    def on_worker(self, threads: int | None = None) -> None:
+    def on_worker(self) -> None:
         self.device = resolve_device(self.cfg.device)
         if self.half and self.device.type != "cuda":
             raise UserError(f"extract: the driver chose fp16 features but this worker ({self.device}) has no GPU; "
                             "pass --precision fp32 or give every worker a GPU")
-        if threads:
-            torch.set_num_threads(threads)
 
     def prepare(self) -> None:
         if self.model is None:

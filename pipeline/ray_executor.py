@@ -14,7 +14,6 @@ and the others carry on. This module is imported only when the Ray executor is a
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,8 +42,11 @@ def _import_ray() -> Any:
 class _StageWorker:
     """The actor body: one prepared stage, one video per ``run`` call."""
 
-    def __init__(self, stage: Stage, threads: int | None):
-        stage.on_worker(threads)
+    def __init__(self, stage: Stage, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)  # the CPUs Ray reserved for this actor
+        stage.on_worker()
         stage.prepare()
         self.stage = stage
 
@@ -53,12 +55,10 @@ class _StageWorker:
 
         return run_video(self.stage, video, Path(folder))
 
-    def where(self) -> dict[str, Any]:
+    def host(self) -> str:
         import socket
 
-        import torch
-
-        return {"host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
+        return socket.gethostname()
 
 
 @dataclass
@@ -200,7 +200,7 @@ def _started_actors(ray: Any, actors: list[Any]) -> tuple[list[Any], list[str], 
     alive, hosts, reason = [], [], ""
     for actor in actors:
         try:
-            hosts.append(ray.get(actor.where.remote())["host"])
+            hosts.append(ray.get(actor.host.remote()))
             alive.append(actor)
         except ray.exceptions.RayError as exc:
             reason = _reason(exc)

@@ -65,9 +65,10 @@ class Stage(abc.ABC):
         """Cheaply check a finished artifact; raise CacheError if it is unreadable. Returns its summary."""
         return {}
 
-    def on_worker(self, threads: int | None = None) -> None:
+    def on_worker(self) -> None:
         """Called in a worker process (another machine, perhaps) before ``prepare``: re-resolve what depends on
-        the machine (the device) without changing the configuration the driver hashed."""
+        the machine (the device) without changing the configuration the driver hashed. The worker has already set
+        its torch thread count."""
 
 
 @dataclass

@@ -131,6 +131,20 @@ class TrackStage(Stage):
                                     verbose=False)[0]
         return result.boxes.cpu().numpy(), result.class_probs
 
+    def _track_frame(self, frame: np.ndarray, frame_index: int, tracker: Any, renumber: dict[int, int],
+                     lengths: dict[int, int], out: Any) -> int:
+        """Detect, update the tracker and write one CSV row per tracked box; returns the number of detections.
+        ``renumber`` maps the tracker's ids to 1..N in order of first appearance; ``lengths`` counts boxes per id."""
+        boxes, probs = self.detect(frame)
+        classes = len(self.class_names)
+        for x1, y1, x2, y2, raw_id, score, cls, index in tracker.update(boxes, frame):
+            track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
+            lengths[track_id] = lengths.get(track_id, 0) + 1
+            prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
+            out.writerow([frame_index, track_id, f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}", f"{y2:.2f}", f"{score:.4f}",
+                          int(cls)] + [f"{p:.4f}" for p in prob])
+        return len(boxes)
+
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         from ultralytics.trackers.byte_tracker import BYTETracker
 
@@ -157,16 +171,7 @@ class TrackStage(Stage):
                     for chunk in chunks:
                         for frame in chunk:
                             if frame_index % self.cfg.frame_stride == 0:
-                                boxes, probs = self.detect(frame)
-                                detections += len(boxes)
-                                tracks = tracker.update(boxes, frame)
-                                for x1, y1, x2, y2, raw_id, score, cls, index in tracks:
-                                    track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
-                                    lengths[track_id] = lengths.get(track_id, 0) + 1
-                                    prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
-                                    out.writerow([frame_index, track_id, f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}",
-                                                  f"{y2:.2f}", f"{score:.4f}", int(cls)]
-                                                 + [f"{p:.4f}" for p in prob])
+                                detections += self._track_frame(frame, frame_index, tracker, renumber, lengths, out)
                             frame_index += 1
                         bar.update(len(chunk))
         finally:

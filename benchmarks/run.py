@@ -246,7 +246,7 @@ def row_tracks(video: str, imgsz: int, conf: float, repeats: int) -> dict[str, A
         frames = np.concatenate(list(open_video(Path(video)).iter_chunks(64)))
         bgr = [np.ascontiguousarray(frame[..., ::-1]) for frame in frames]
         for frame in frames[:3]:  # warm-up of both paths
-            stage.detect(frame)
+            stage.detect(frame, imgsz)
             stage.model.predict(bgr[0], imgsz=imgsz, conf=conf, half=stage.half, verbose=False)
         ref = workspace.video_ref(Path(video))
         counts: dict[str, int] = {}

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,17 +42,44 @@ def _labels(path: Path, names: dict[str, Path], truth: Any) -> Path:
     return path
 
 
-def run_protocol(data: Path, workdir: Path, imgsz: int = 640, conf: float = 0.25, crop_size: int = 64,
-                 epochs: int = 10, train_stride: int = 2, variant: str = "shallow-narrow",
-                 tasks: tuple[str, ...] = ("aot", "mi", "mbp", "kd"), ablation: bool = False, seed: int = 0,
-                 detector: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the protocol end to end (cached in ``workdir``) and return the results record."""
+def _seed_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and (population) standard deviation over seeds of every numeric metric."""
+    keys = [k for k, v in per_seed[0].items() if isinstance(v, (int, float)) or v is None]
+    summary = {}
+    for key in keys:
+        values = [row[key] for row in per_seed if row.get(key) is not None]
+        summary[key] = ({"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+                        if values else None)
+    return summary
+
+
+def _frame_metrics(folder: Path, truth: Any, evaluation: Any) -> dict[str, Any]:
+    from vad_pipeline.postprocess.evaluate import evaluate_run, load_run
+
+    metrics = evaluate_run(load_run(folder), truth, evaluation).metrics
+    return {"micro_auc": metrics["frame"]["auc"], "macro_auc": metrics["frame"]["macro_auc"],
+            "macro_clips": metrics["frame"]["macro_videos"],
+            "rbdc": (metrics.get("region") or {}).get("rbdc"), "tbdc": (metrics.get("region") or {}).get("tbdc"),
+            "per_task_of_joint_model": {t: {"micro_auc": v["auc"], "macro_auc": v["macro_auc"]}
+                                        for t, v in (metrics.get("tasks") or {}).items()}}
+
+
+def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | None = None, conf: float = 0.25,
+                 crop_size: int = 64, epochs: int = 10, train_stride: int = 1, variant: str = "shallow-narrow",
+                 tasks: tuple[str, ...] = ("aot", "mi", "mbp", "kd"), ablation: bool = False,
+                 seeds: tuple[int, ...] = (0,), detector: str | None = None, device: str = "auto",
+                 sigma: float = 3.0, progress: bool = True) -> dict[str, Any]:
+    """Run the protocol end to end (cached in ``workdir``) and return the results record: coverage diagnostics,
+    the two trivial baselines, SSMTL per seed (and per task alone with ``ablation``) with mean and spread."""
     from vad_pipeline.datasets import find_layout, materialize, ucsd_mask_archive
-    from vad_pipeline.detectors.tracks import TrackConfig
+    from vad_pipeline.detectors.tracks import TrackConfig, read_tracks
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
-    from vad_pipeline.postprocess.evaluate import EvalConfig, evaluate
+    from vad_pipeline.postprocess.evaluate import EvalConfig
+    from vad_pipeline.postprocess.frames import smooth
     from vad_pipeline.postprocess.ground_truth import load_many
+    from vad_pipeline.postprocess.object_baselines import (Coverage, FrameScores, coverage, frame_difference_energy,
+                                                           largest_object_speed, save_frame_run)
     from vad_pipeline.postprocess.report import ReportConfig, write_report
     from vad_pipeline.workspace import Workspace
 
@@ -68,81 +97,141 @@ def run_protocol(data: Path, workdir: Path, imgsz: int = 640, conf: float = 0.25
     timings["materialize_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    tracks_config = TrackConfig(objects=objects, detector=detector, imgsz=imgsz, conf=conf, progress=progress)
     summary = extract_videos(workspace, [workspace.root / "imported"], ExtractConfig(progress=progress),
-                             stages=("tracks",), tracks=TrackConfig(detector=detector, imgsz=imgsz, conf=conf,
-                                                                    progress=progress))
+                             stages=("tracks",), tracks=tracks_config)
     if not summary.ok:
         raise SystemExit("tracking failed on some clips; see the log")
+    tracks_folder = summary.folder
     timings["tracks_s"] = time.perf_counter() - started
+
+    # Diagnostics and baselines over the test clips, from the same tracks.
+    started = time.perf_counter()
+    per_clip: dict[str, dict[str, Any]] = {}
+    total = Coverage()
+    framediff, speed = [], []
+    for name, video in sorted(names.items()):
+        if name.startswith("train_"):
+            continue
+        sidecar = next(tracks_folder.glob(f"{video.stem}-*.json"))
+        meta = json.loads(sidecar.read_text())
+        table = read_tracks(sidecar.with_suffix(".csv"))
+        table = table if table.size else np.zeros((0, 8))
+        gt = truth.get(name)
+        frames = int(meta["frames"])
+        label = int(gt is not None and gt.frame_labels(frames).any())
+        masks = gt.frame_masks(frames) if gt is not None else None
+        if masks is not None:
+            scale = np.array([masks.shape[2] / meta["width"], masks.shape[1] / meta["height"]] * 2)
+            clip = coverage(table[:, 0], table[:, 2:6] * scale, masks)
+            total = total + clip
+            per_clip[name] = clip.as_dict()
+        common = dict(name=name, key=meta["video_id"], label=label, split="test", fps=meta.get("fps"),
+                      width=meta["width"], height=meta["height"], source=str(video))
+        framediff.append(FrameScores(scores=smooth(frame_difference_energy(video), sigma), **common))
+        speed.append(FrameScores(scores=smooth(largest_object_speed(table, frames), sigma), **common))
+    evaluation = EvalConfig(frames="video", normalize=True)
+    baselines = {
+        "frame-difference energy": _frame_metrics(save_frame_run(workspace.root, "baseline-framediff",
+                                                                 {"sigma": sigma, "blur": 5}, framediff),
+                                                  truth, evaluation),
+        "largest object speed": _frame_metrics(save_frame_run(workspace.root, "baseline-speed",
+                                                              {"sigma": sigma, "tracks": tracks_folder.name}, speed),
+                                               truth, evaluation),
+    }
+    timings["baselines_s"] = time.perf_counter() - started
 
     runs = {"all": tasks}
     if ablation:
         runs.update({task: (task,) for task in tasks})
     results: dict[str, Any] = {}
     for label, chosen in runs.items():
-        started = time.perf_counter()
-        config = SSMTLConfig(labels=labels, variant=variant, tasks=chosen, objects=ObjectConfig(size=crop_size),
-                             train_stride=train_stride, epochs=epochs, seed=seed, progress=progress)
-        outcome = score_ssmtl(workspace, config)
-        train = json.loads((outcome.folder / "train.json").read_text())
-        timings[f"ssmtl_{label}_s"] = time.perf_counter() - started
-        report = write_report(workspace, ReportConfig(gt=tuple(truth_files), out=workspace.root / f"report-{label}",
-                                                      evaluation=EvalConfig(frames="video", normalize=True)))
-        metrics = report.results[0].metrics
-        padded = evaluate(workspace.root, truth_files, EvalConfig(frames="video", normalize=True, single_class="pad"),
-                          "latest")[0][0].metrics["frame"]
-        results[label] = {
-            "tasks": list(chosen), "folder": str(outcome.folder),
-            "micro_auc": metrics["frame"]["auc"], "macro_auc": metrics["frame"]["macro_auc"],
-            "macro_clips": metrics["frame"]["macro_videos"],
-            "macro_auc_padded": padded["macro_auc"], "macro_clips_padded": padded["macro_videos"],
-            "rbdc": (metrics.get("region") or {}).get("rbdc"), "tbdc": (metrics.get("region") or {}).get("tbdc"),
-            "per_task_of_joint_model": {t: {"micro_auc": v["auc"], "macro_auc": v["macro_auc"]}
-                                        for t, v in (metrics.get("tasks") or {}).items()},
-            "train_objects": train.get("train_objects"), "train_seconds": train.get("seconds"),
-            "train_objects_per_s": train.get("objects_per_second"), "teacher": train.get("teacher"),
-            "report": str(workspace.root / f"report-{label}" / "index.html"),
-        }
+        per_seed = []
+        for seed in seeds:
+            started = time.perf_counter()
+            config = SSMTLConfig(tracks_tag=tracks_folder.name, labels=labels, variant=variant, tasks=chosen,
+                                 objects=ObjectConfig(size=crop_size), train_stride=train_stride, epochs=epochs,
+                                 seed=seed, sigma=sigma, device=device, progress=progress)
+            outcome = score_ssmtl(workspace, config)
+            train = json.loads((outcome.folder / "train.json").read_text())
+            timings[f"ssmtl_{label}_seed{seed}_s"] = time.perf_counter() - started
+            row = _frame_metrics(outcome.folder, truth, evaluation)
+            row.update(seed=seed, folder=str(outcome.folder), train_objects=train.get("train_objects"),
+                       train_seconds=train.get("seconds"), train_objects_per_s=train.get("objects_per_second"),
+                       teacher=train.get("teacher"), device=train.get("device"))
+            per_seed.append(row)
+        results[label] = {"tasks": list(chosen), "seeds": per_seed, "summary": _seed_summary(per_seed)}
+    write_report(workspace, ReportConfig(gt=tuple(truth_files), out=workspace.root / "report",
+                                                  evaluation=EvalConfig(frames="video", normalize=True)))
     return {
         "dataset": layout.kind, "data": str(Path(data).resolve()), "workdir": str(workspace.root),
         "clips": {"train": sum(c.split == "train" for c in layout.clips),
                   "test": sum(c.split == "test" for c in layout.clips)},
-        "settings": {"imgsz": imgsz, "conf": conf, "crop_size": crop_size, "epochs": epochs,
-                     "train_stride": train_stride, "variant": variant, "seed": seed},
-        "results": results, "timings": timings,
+        "settings": {"objects": objects, "imgsz": imgsz or "auto", "conf": conf, "crop_size": crop_size,
+                     "epochs": epochs, "train_stride": train_stride, "variant": variant, "tasks": list(tasks),
+                     "seeds": list(seeds), "sigma": sigma, "device": device},
+        "coverage": {"overall": total.as_dict(), "per_clip": per_clip} if per_clip else None,
+        "baselines": baselines, "results": results, "timings": timings,
+        "report": str(workspace.root / "report" / "index.html"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"{value['mean']:.4f} ± {value['std']:.4f}" if len(value["values"]) > 1 else f"{value['mean']:.4f}"
+    return f"{value:.4f}" if value is not None else "-"
+
+
+def print_table(record: dict[str, Any]) -> None:
+    """The protocol's table: baselines, then SSMTL runs (mean ± std over seeds), coverage diagnostics."""
+    keys = ("micro_auc", "macro_auc", "rbdc", "tbdc")
+    print(f"{'run':<34} " + " ".join(f"{k.replace('_', ' '):>17}" for k in keys))
+    for label, row in record["baselines"].items():
+        print(f"{'baseline: ' + label:<34} " + " ".join(f"{_cell(row.get(k)):>17}" for k in keys))
+    for label, row in record["results"].items():
+        name = f"ssmtl {label} ({len(row['seeds'])} seed{'s' if len(row['seeds']) > 1 else ''})"
+        print(f"{name:<34} " + " ".join(f"{_cell(row['summary'].get(k)):>17}" for k in keys))
+        tasks = row["seeds"][0]["per_task_of_joint_model"] if len(row["tasks"]) > 1 else {}
+        for task in tasks:
+            micro = _seed_summary([{"m": s["per_task_of_joint_model"][task]["micro_auc"]} for s in row["seeds"]])["m"]
+            macro = _seed_summary([{"m": s["per_task_of_joint_model"][task]["macro_auc"]} for s in row["seeds"]])["m"]
+            print(f"{'  its ' + task + ' score alone':<34} {_cell(micro):>17} {_cell(macro):>17}")
+    if record.get("coverage"):
+        overall = record["coverage"]["overall"]
+        print(f"coverage: {overall['covered_regions']} of {overall['regions']} anomalous regions covered by an object "
+              f"box (>= 50 % of the region) = {overall['region_coverage']:.3f}; anomalous frames with an object "
+              f"{overall['anomalous_frame_coverage']:.3f}; {overall['objects_per_frame']:.2f} objects per test frame, "
+              f"mean box {100 * overall['mean_box_fraction']:.2f} % of the frame")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ucsd-ped2")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "results" / "ped2-work")
-    parser.add_argument("--imgsz", type=int, default=640, help="detector input size")
+    parser.add_argument("--objects", choices=("detector", "motion", "both"), default="both")
+    parser.add_argument("--imgsz", type=int, default=None, help="detector input size (default: follow the frames)")
     parser.add_argument("--conf", type=float, default=0.25, help="detection confidence threshold")
     parser.add_argument("--detector", default=None, help="ultralytics .pt detector (default: the shipped one)")
     parser.add_argument("--crop-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--train-stride", type=int, default=2, help="objects of every k-th training frame")
+    parser.add_argument("--train-stride", type=int, default=1, help="objects of every k-th training frame")
     parser.add_argument("--variant", default="shallow-narrow")
+    parser.add_argument("--tasks", default="aot,mi,mbp,kd")
     parser.add_argument("--ablation", action="store_true", help="also train each task alone")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ssmtl_ped2.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.perf_counter()
-    record = run_protocol(args.data, args.workdir, args.imgsz, args.conf, args.crop_size, args.epochs,
-                          args.train_stride, args.variant, ablation=args.ablation, seed=args.seed,
-                          detector=args.detector)
+    record = run_protocol(args.data, args.workdir, args.objects, args.imgsz, args.conf, args.crop_size, args.epochs,
+                          args.train_stride, args.variant, tuple(args.tasks.split(",")), args.ablation,
+                          tuple(int(s) for s in args.seeds.split(",")), args.detector, args.device)
     record["wall_s"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
-    print(f"{'run':<6} {'micro AUC':>10} {'macro AUC':>10} {'macro pad':>10} {'RBDC':>10} {'TBDC':>10}")
-    for label, row in record["results"].items():
-        cells = [row["micro_auc"], row["macro_auc"], row["macro_auc_padded"], row["rbdc"], row["tbdc"]]
-        print(f"{label:<6} " + " ".join(f"{v:>10.4f}" if v is not None else f"{'-':>10}" for v in cells))
-        for task, values in row["per_task_of_joint_model"].items():
-            print(f"  {task:<4} (score of the joint model) micro {values['micro_auc']:.4f} macro {values['macro_auc']:.4f}")
+    print_table(record)
     print(f"wall time {record['wall_s']:.0f} s; results in {args.out}")
     return 0
 

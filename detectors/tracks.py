@@ -6,9 +6,11 @@ Outputs per video, in ``tracks/<tag>/``:
 
 - ``<video_id>.csv``: one row per tracked box, columns ``frame, track_id, x1, y1, x2, y2, confidence, class,
   prob_0 ... prob_{C-1}`` (frame: 0-based native frame index; boxes in original pixels; ``prob_k``: the
-  detector's score for class k, the vector SSMTL's distillation task learns from);
-- ``<video_id>.json`` (schema ``vad-pipeline/tracks/1``): detector path and SHA-256, class names, ``conf``,
-  ``imgsz``, ``classes``, ``frame_stride``, tracker config, video ``frames``/``fps``/``width``/``height``,
+  detector's score for class k, the vector SSMTL's distillation task learns from). With motion proposals
+  (``objects`` ``motion`` or ``both``, see :mod:`.motion`) the classes gain a last one, "moving object", whose
+  ``prob`` is the fraction of the box's pixels that move; objects only motion found have that class;
+- ``<video_id>.json`` (schema ``vad-pipeline/tracks/1``): ``objects``, detector path and SHA-256 (null for
+  ``motion``), class names, ``conf``, ``imgsz`` (the size used for this video), ``motion`` settings, ``classes``, ``frame_stride``, tracker config, video ``frames``/``fps``/``width``/``height``,
   ``detections``, ``tracks``, ``mean_track_length`` (boxes per track), ``seconds``.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import time
@@ -33,6 +36,7 @@ from vad_pipeline.prefetch import prefetched
 from vad_pipeline.stage import Stage
 from vad_pipeline.workspace import VideoRef, Workspace
 
+from .motion import MOVING_CLASS_NAME, MotionConfig, MotionProposer, first_frames, merge_detections
 from .yolo import load_detector, probability_predictor, resolve_detector
 
 log = logging.getLogger(__name__)
@@ -40,21 +44,34 @@ log = logging.getLogger(__name__)
 TRACKS_SCHEMA = "vad-pipeline/tracks/1"
 TRACKS_VERSION = 1
 TRACKER = "bytetrack.yaml"
+OBJECT_SOURCES = ("detector", "motion", "both")
+
+
+def auto_imgsz(width: int, height: int, cap: int = 640) -> int:
+    """The detector input size for a frame: its longer side rounded up to the network stride (32), at most ``cap``
+    (a 360x240 frame runs at 384 instead of being upscaled to 640)."""
+    return int(min(cap, -(-max(width, height) // 32) * 32))
 
 
 @dataclass(frozen=True)
 class TrackConfig:
     """Options of the tracks stage."""
 
+    objects: str = "detector"  # detector, motion (background subtraction) or both (merged)
     detector: str | None = None
     conf: float = 0.25
-    imgsz: int = 640
+    imgsz: int | None = None  # None: follow the frame size (auto_imgsz)
     classes: tuple[int, ...] | None = None
     frame_stride: int = 1
     decoder: str = "auto"
+    motion: MotionConfig = MotionConfig()
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.objects not in OBJECT_SOURCES:
+            raise UserError(f"--objects {self.objects}: choose one of {', '.join(OBJECT_SOURCES)}")
+        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
+            raise UserError(f"--imgsz {self.imgsz}: must be a multiple of 32 (or leave it out to follow the frames)")
         if self.frame_stride < 1:
             raise UserError(f"--frame-stride {self.frame_stride}: must be at least 1")
         if not 0 < self.conf < 1:
@@ -75,26 +92,31 @@ class TrackStage(Stage):
 
     def __init__(self, config: TrackConfig, workspace: Workspace):
         self.cfg = config
-        self.detector_path = resolve_detector(config.detector)
-        self.detector_sha256 = workspace.manifest.sha256_of(self.detector_path)
+        self.uses_detector = config.objects != "motion"
+        self.uses_motion = config.objects != "detector"
+        self.detector_path = resolve_detector(config.detector) if self.uses_detector else None
+        self.detector_sha256 = workspace.manifest.sha256_of(self.detector_path) if self.detector_path else None
         self.model: Any = None
         self.class_names: dict[int, str] = {}
-        self.half = _cuda_available()  # ultralytics picks the GPU by itself when there is one
+        self.half = self.uses_detector and _cuda_available()  # ultralytics picks the GPU by itself when there is one
 
     def config(self) -> dict[str, Any]:
         precision = {"precision": "fp16"} if self.half else {}  # fp32 adds no key: older caches stay valid
-        return precision | {
+        motion = ({"objects": self.cfg.objects, "motion": dataclasses.asdict(self.cfg.motion)}
+                  if self.uses_motion else {})  # detector-only adds no key: older caches stay valid
+        return precision | motion | {
             "tracks_version": TRACKS_VERSION,
             "detector_sha256": self.detector_sha256,
             "conf": self.cfg.conf,
-            "imgsz": self.cfg.imgsz,
+            "imgsz": self.cfg.imgsz if self.cfg.imgsz else "auto",
             "classes": list(self.cfg.classes) if self.cfg.classes else None,
             "frame_stride": self.cfg.frame_stride,
             "tracker": TRACKER,
         }
 
     def tag(self, digest: str) -> str:
-        return f"{self.detector_path.stem}-{digest}"
+        name = {"detector": "", "motion": "motion", "both": "+motion"}[self.cfg.objects]
+        return f"{self.detector_path.stem if self.detector_path else ''}{name}-{digest}"
 
     def on_worker(self) -> None:
         if self.half and not _cuda_available():
@@ -102,11 +124,18 @@ class TrackStage(Stage):
                             "GPU or run the driver without one")
 
     def prepare(self) -> None:
-        if self.model is None:
+        if self.class_names:
+            return
+        if self.uses_detector and self.model is None:
+            assert self.detector_path is not None
             self.model = load_detector(self.detector_path)
             self.class_names = {int(k): str(v) for k, v in self.model.names.items()}
-            log.info("tracks: %s (%s), conf %.2f, imgsz %d, every %d frame(s)", self.detector_path.name,
-                     ", ".join(self.class_names.values()), self.cfg.conf, self.cfg.imgsz, self.cfg.frame_stride)
+        if self.uses_motion:
+            self.class_names[len(self.class_names)] = MOVING_CLASS_NAME
+        log.info("tracks: objects from %s (%s), conf %.2f, imgsz %s, every %d frame(s)",
+                 {"detector": self.detector_path and self.detector_path.name, "motion": "motion proposals",
+                  "both": f"{self.detector_path and self.detector_path.name} + motion proposals"}[self.cfg.objects],
+                 ", ".join(self.class_names.values()), self.cfg.conf, self.cfg.imgsz or "auto", self.cfg.frame_stride)
 
     def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
         return [folder / f"{video.video_id}.csv", folder / f"{video.video_id}.json"]
@@ -123,27 +152,45 @@ class TrackStage(Stage):
             raise CacheError(f"{table}: corrupt cache entry (unexpected header or sidecar)")
         return _summary(meta)
 
-    def detect(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, Any]:
-        """Boxes of one frame: (ultralytics Boxes on the CPU as numpy, class probabilities ``(n, classes)``)."""
+    def detect(self, frame_rgb: np.ndarray, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
+        """Detections of one frame: ``(n, 6)`` x1 y1 x2 y2 conf class and class probabilities ``(n, classes)``."""
         bgr = np.ascontiguousarray(frame_rgb[..., ::-1])
-        result = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=self.cfg.imgsz,
+        result = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=imgsz,
                                     classes=list(self.cfg.classes) if self.cfg.classes else None, half=self.half,
                                     verbose=False)[0]
-        return result.boxes.cpu().numpy(), result.class_probs
+        return result.boxes.cpu().numpy().data.reshape(-1, 6), result.class_probs
+
+    def frame_objects(self, frame_rgb: np.ndarray, imgsz: int,
+                      proposer: MotionProposer | None) -> tuple[np.ndarray, np.ndarray]:
+        """One frame's objects for the tracker: ``(n, 6)`` x1 y1 x2 y2 conf class and probabilities
+        ``(n, len(class_names))``: detections, motion proposals, or both merged (:func:`.motion.merge_detections`).
+        ``proposer`` must see every frame of the video in order."""
+        if self.uses_detector:
+            rows, probs = self.detect(frame_rgb, imgsz)
+        else:
+            rows, probs = np.zeros((0, 6), np.float32), np.zeros((0, 0), np.float32)
+        if proposer is None:
+            return rows, probs
+        proposals, fractions = proposer.propose(frame_rgb)
+        return merge_detections(rows, probs, proposals, proposer.moving_fraction(rows[:, :4]), fractions,
+                                self.cfg.motion)
 
     def _track_frame(self, frame: np.ndarray, frame_index: int, tracker: Any, renumber: dict[int, int],
-                     lengths: dict[int, int], out: Any) -> int:
-        """Detect, update the tracker and write one CSV row per tracked box; returns the number of detections.
-        ``renumber`` maps the tracker's ids to 1..N in order of first appearance; ``lengths`` counts boxes per id."""
-        boxes, probs = self.detect(frame)
+                     lengths: dict[int, int], out: Any, imgsz: int, proposer: MotionProposer | None) -> int:
+        """Find the frame's objects, update the tracker and write one CSV row per tracked box; returns the number of
+        objects found. ``renumber`` maps the tracker's ids to 1..N in order of first appearance; ``lengths`` counts
+        boxes per id."""
+        from ultralytics.engine.results import Boxes
+
+        rows, probs = self.frame_objects(frame, imgsz, proposer)
         classes = len(self.class_names)
-        for x1, y1, x2, y2, raw_id, score, cls, index in tracker.update(boxes, frame):
+        for x1, y1, x2, y2, raw_id, score, cls, index in tracker.update(Boxes(rows, frame.shape[:2]), frame):
             track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
             lengths[track_id] = lengths.get(track_id, 0) + 1
             prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
             out.writerow([frame_index, track_id, f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}", f"{y2:.2f}", f"{score:.4f}",
                           int(cls)] + [f"{p:.4f}" for p in prob])
-        return len(boxes)
+        return len(rows)
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         from ultralytics.trackers.byte_tracker import BYTETracker
@@ -153,6 +200,10 @@ class TrackStage(Stage):
         info = reader.info
         tracker_config = _tracker_config()
         tracker = BYTETracker(tracker_config)  # a fresh tracker per video
+        proposer = MotionProposer(self.cfg.motion) if self.uses_motion else None  # likewise a fresh background
+        if proposer is not None:
+            proposer.warm_up(first_frames(video.path, self.cfg.motion.warmup, self.cfg.decoder))
+        imgsz = self.cfg.imgsz or auto_imgsz(info.width, info.height)
         renumber: dict[int, int] = {}
         lengths: dict[int, int] = {}
         classes = len(self.class_names)
@@ -171,15 +222,20 @@ class TrackStage(Stage):
                     for chunk in chunks:
                         for frame in chunk:
                             if frame_index % self.cfg.frame_stride == 0:
-                                detections += self._track_frame(frame, frame_index, tracker, renumber, lengths, out)
+                                detections += self._track_frame(frame, frame_index, tracker, renumber, lengths, out,
+                                                                imgsz, proposer)
+                            elif proposer is not None:
+                                proposer.propose(frame)  # the background model learns from every frame
                             frame_index += 1
                         bar.update(len(chunk))
         finally:
             reader.close()
         meta = {
             "schema": TRACKS_SCHEMA, "video": str(video.path), "video_id": video.video_id,
-            "video_sha256": video.sha256, "detector": str(self.detector_path), "detector_sha256": self.detector_sha256,
-            "class_names": self.class_names, "conf": self.cfg.conf, "imgsz": self.cfg.imgsz,
+            "video_sha256": video.sha256, "objects": self.cfg.objects,
+            "detector": str(self.detector_path) if self.detector_path else None, "detector_sha256": self.detector_sha256,
+            "class_names": self.class_names, "conf": self.cfg.conf, "imgsz": imgsz if self.uses_detector else None,
+            "motion": dataclasses.asdict(self.cfg.motion) if self.uses_motion else None,
             "classes": list(self.cfg.classes) if self.cfg.classes else None, "frame_stride": self.cfg.frame_stride,
             "tracker": {"config": TRACKER, **dict(vars(tracker_config))},
             "frames": info.frames, "fps": info.fps, "width": info.width, "height": info.height,

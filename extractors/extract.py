@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from vad_pipeline.atomic import atomic_path, save_json_atomic
 from vad_pipeline.decode import FrameReader, open_video
+from vad_pipeline.devices import resolve_device
 from vad_pipeline.errors import CacheError, UserError, VideoError
 from vad_pipeline.prefetch import prefetched
 from vad_pipeline.stage import RunSummary, Stage
@@ -85,15 +86,6 @@ class ExtractConfig:
             raise UserError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads {self.threads}: must be at least 1")
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
-    return torch.device(name)
 
 
 def resolve_half(precision: str, device: torch.device) -> bool:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
+from vad_pipeline.schemas import SCORES_SCHEMA
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
@@ -42,7 +43,6 @@ from .trainer import seed_everything, train_method
 
 log = logging.getLogger(__name__)
 
-SCORES_SCHEMA = "vad-pipeline/scores/1"
 SCORING_VERSION = 1
 
 

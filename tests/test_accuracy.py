@@ -45,3 +45,65 @@ def test_fight_suite_on_another_folder(tmp_path: Path, i3d_weights: Path) -> Non
         fights = sum(c.startswith("a") for c in video["clips"])
         assert (fights == 0) == (video["label"] == 0) and fights <= 2
         assert np.array_equal(video["snippet_labels"], video["features"][:, 0, 0].astype(np.uint8))
+
+
+def _ucsd_layout(root: Path) -> None:
+    """A tiny dataset in the original UCSD layout: ``Train/Train00k/*.tif`` (walkers), ``Test/Test00k/*.tif`` with
+    ``Test00k_gt/*.bmp`` masks (a fast cart crosses test clip 1 from frame 12 on) and ``Test/UCSDped2.m``."""
+    import cv2
+
+    from vad_pipeline.synthetic import _draw_person
+
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(np.clip(rng.normal(120, 10, (120, 160, 1)), 0, 255).astype(np.uint8), (5, 5), 0)
+    frames = 36
+
+    def clip(folder: Path, seed: int, cart: bool) -> None:
+        folder.mkdir(parents=True)
+        local = np.random.default_rng(seed)
+        starts = local.uniform(0, 40, 2)
+        for index in range(frames):
+            frame = np.repeat(background[..., None], 3, axis=2)
+            for k, start in enumerate(starts):
+                _draw_person(frame, start + 1.5 * index, 60 + 25 * k, (90, 90, 90), index * 0.6, 1.0)
+            mask = np.zeros((120, 160), np.uint8)
+            if cart and index >= 12:
+                x = int(5 * (index - 12))
+                cv2.rectangle(frame, (x, 95), (x + 22, 110), (200, 200, 200), -1)
+                mask[95:111, x:x + 23] = 255
+            cv2.imwrite(str(folder / f"{index + 1:03d}.tif"), frame[..., 0])
+            if folder.name.startswith("Test"):
+                gt = folder.parent / f"{folder.name}_gt"
+                gt.mkdir(exist_ok=True)
+                cv2.imwrite(str(gt / f"{index + 1:03d}.bmp"), mask)
+
+    for k in range(3):
+        clip(root / "Train" / f"Train{k + 1:03d}", k, cart=False)
+    clip(root / "Test" / "Test001", 10, cart=True)
+    clip(root / "Test" / "Test002", 11, cart=False)
+    (root / "Test" / "UCSDped2.m").write_text("TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [13:36];\n"
+                                              "TestVideoFile{end+1}.gt_frame = [];\n")
+
+
+@pytest.mark.slow
+def test_ped2_suite_runs_unchanged_on_the_original_ucsd_layout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import accuracy
+
+    data = tmp_path / "UCSDped2"
+    _ucsd_layout(data)
+    assert accuracy.main(["--suite", "ped2", "--data", str(data), "--workdir", str(tmp_path / "work"), "--quick",
+                          "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "baseline: frame-difference energy" in printed and "baseline: largest object speed" in printed
+    assert "coverage:" in printed
+    record = json.loads((tmp_path / "work" / "accuracy.json").read_text())["ped2"]
+    assert record["dataset"] == "ucsd" and record["clips"] == {"train": 3, "test": 2}
+    # the cart is found by motion (no detector class covers it) in most of its frames
+    assert record["coverage"]["overall"]["region_coverage"] >= 0.8
+    # one two-class clip: the fast cart makes frame differences rise, so the baseline ranks it above chance
+    assert record["baselines"]["frame-difference energy"]["micro_auc"] > 0.7
+    ssmtl = record["results"]["all"]
+    assert ssmtl["tasks"] == list(accuracy.PED2_SETTINGS["tasks"]) and len(ssmtl["seeds"]) == 1
+    assert ssmtl["summary"]["micro_auc"]["mean"] is not None
+    page = (tmp_path / "work" / "accuracy.html").read_text()
+    assert "baseline: frame-difference energy" in page and "Object coverage" in page

@@ -38,7 +38,8 @@ def test_ssmtl_learns_and_separates_anomalies(trained) -> None:
     for task in ("loss", "aot", "mi", "mbp", "kd"):
         assert last[task] < first[task], f"{task}: {first[task]:.4f} -> {last[task]:.4f}"
     assert "detector backbone" in record["teacher"]
-    assert set(record["scales"]) == {"aot", "mi", "mbp", "kd"}
+    assert set(record["scales"]) == {"aot", "mi", "mbp", "kd", "floor"}
+    assert all(record["scales"][t]["std"] > 0 for t in ("aot", "mi", "mbp", "kd"))
 
     data = root / "data"
     out = root / "report"
@@ -123,3 +124,25 @@ def test_resnet_teacher_from_a_state_dict(tmp_path: Path) -> None:
     assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
     with pytest.raises(WeightsError, match="no such file"):
         resnet_teacher(tmp_path / "missing.pth")
+
+
+@pytest.mark.slow
+def test_changed_tracks_are_cut_again(trained, tmp_path: Path) -> None:
+    """Object crops are cached per tracks file: editing a video's tracks must not reuse the old crops."""
+    import shutil
+
+    root = trained[0]
+    tracks = tmp_path / "tracks"
+    shutil.copytree(root / "data" / "tracks", tracks)
+    config = SSMTLConfig(tracks=tracks, labels=root / "data" / "labels.csv", tasks=("mbp",),
+                         objects=ObjectConfig(size=32), epochs=1, progress=False)
+    first = score_ssmtl(Workspace(tmp_path / "work"), config)
+    sidecar = next(p for p in first.folder.glob("*.json")
+                   if p.name not in ("summary.json", "train.json") and json.loads(p.read_text())["objects"] > 10)
+    meta = json.loads(sidecar.read_text())
+    table = tracks / f"{Path(meta['tracks']).name}"
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join(lines[: 1 + (len(lines) - 1) // 2]) + "\n")  # keep the header and half the boxes
+    second = score_ssmtl(Workspace(tmp_path / "work"), config)
+    again = json.loads((second.folder / sidecar.name).read_text())
+    assert again["objects"] == (len(lines) - 1) // 2 < meta["objects"]

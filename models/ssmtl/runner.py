@@ -4,12 +4,17 @@ Inputs: a tracks folder (the workspace's newest ``tracks/<tag>/``, ``--tracks-ta
 ``<name>.csv`` + ``.json`` sidecars naming the video) and video labels/splits as for the weak methods. Training
 uses only normal videos of the training split.
 
-Scoring, per object: the four task scores (P(backward), P(intermittent), middle-box L1 error, teacher/student
-discrepancy) each divided by its 99th percentile over the training objects, then averaged over the enabled tasks;
-per frame: the maximum over its objects (0 where there is none), then temporal Gaussian smoothing (``sigma``, 3 by
-default as for Ped2/Avenue). Outputs in ``<workdir>/scores/ssmtl-<hash>/``:
+Scoring, per object: the four task scores (log-odds of backward, log-odds of intermittent, middle-box L1 error,
+teacher/student discrepancy) each standardised by its mean and standard deviation over the training objects (a
+z-score: the paper's equal weighting, on a common scale; dividing by a high percentile instead let one
+heavy-tailed task drown the others), then averaged over the enabled tasks; per frame: the maximum over its objects
+(the training objects' 1st percentile where there is none: a frame without objects is as normal as the most normal
+ones), then temporal Gaussian smoothing (``sigma``, 3 by default as for Ped2/Avenue). Videos of the test split are
+scored (with no split, every video). Training and scoring run on ``device`` (CUDA when available); CPU and CUDA
+agree within float32 rounding (``tests/test_ssmtl.py``). Outputs in ``<workdir>/scores/ssmtl-<hash>/``:
 
-- ``model.pt``, ``train.json`` (config, teacher used, per-epoch task losses, normalisation scales, seconds);
+- ``model.pt``, ``train.json`` (config, teacher used, per-epoch task losses, normalisation ``scales``: per task
+  ``mean``/``std`` and the combined score's ``floor``, device, seconds);
 - per video ``<key>.npy`` ``(N,)`` float32 frame scores (sidecar ``level: "frame"``); ``<key>.extras.npz`` with
   ``task_<name>`` ``(N,)`` per-task frame scores (same pooling and smoothing); ``<key>.objects.csv``
   ``frame,track_id,x1,y1,x2,y2,score,<task>...`` per object (the pixel-level anomaly map is these boxes carrying
@@ -27,12 +32,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
+from vad_pipeline.devices import resolve_device
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.versions import library_versions
@@ -48,8 +55,9 @@ from .teacher import choose_teacher
 
 log = logging.getLogger(__name__)
 
-SSMTL_VERSION = 2  # the model and its training (2: one encoder pass per step for the (2t+1)-frame variants)
-OBJECTS_VERSION = 1  # how object windows are cut
+SSMTL_VERSION = 3  # the model, its training and scoring (2: one encoder pass per step for the (2t+1)-frame variants;
+# 3: log-odds and z-scores)
+OBJECTS_VERSION = 2  # how object windows are cut (2: cache entries named by the tracks file they come from)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class SSMTLConfig:
     seed: int = 0
     sigma: float = 3.0
     teacher_weights: Path | None = None
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
     force: bool = False
     progress: bool = True
 
@@ -131,31 +140,49 @@ def _batches(count: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, count)) for i in range(0, count, size)]
 
 
-def _gather(sets: list[VideoObjects], pairs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _to_device(windows: np.ndarray, probs: np.ndarray, teacher: np.ndarray,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 windows ``(B, W, S, S, 3)`` travel as uint8 and become floats on ``device``."""
+    return (to_tensor(torch.from_numpy(windows).to(device, non_blocking=True)),
+            torch.from_numpy(probs).float().to(device), torch.from_numpy(teacher).float().to(device))
+
+
+def _gather(sets: list[VideoObjects], pairs: np.ndarray,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Windows, class scores and teacher features of the objects ``pairs`` ``(B, 2)`` = (video, object)."""
-    windows = np.stack([sets[v].crops[o] for v, o in pairs])
-    probs = np.stack([sets[v].probs[o] for v, o in pairs])
-    teacher = np.stack([sets[v].teacher[o] for v, o in pairs])
-    return to_tensor(windows), torch.from_numpy(probs).float(), torch.from_numpy(teacher).float()
+    return _to_device(np.stack([sets[v].crops[o] for v, o in pairs]), np.stack([sets[v].probs[o] for v, o in pairs]),
+                      np.stack([sets[v].teacher[o] for v, o in pairs]), device)
 
 
-def _video_task_scores(net: SSMTLNet, objects: VideoObjects, config: SSMTLConfig) -> dict[str, np.ndarray]:
+def _task_scores(net: SSMTLNet, batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                 config: SSMTLConfig) -> dict[str, np.ndarray]:
+    """Raw per-object task scores ``(N,)`` over batches of (windows, probs, teacher)."""
     out: dict[str, list[np.ndarray]] = {task: [] for task in config.tasks}
-    for part in _batches(len(objects), 128):
-        windows = to_tensor(np.array(objects.crops[part]))
-        scores = task_scores(net, windows, torch.from_numpy(objects.probs[part]).float(),
-                             torch.from_numpy(objects.teacher[part]).float(), config.tasks,
-                             config.objects.half_window)
-        for task, values in scores.items():
-            out[task].append(values.numpy())
+    for windows, probs, teacher in batches:
+        for task, values in task_scores(net, windows, probs, teacher, config.tasks,
+                                        config.objects.half_window).items():
+            out[task].append(values.float().cpu().numpy())
     return {task: np.concatenate(v) if v else np.zeros(0, np.float32) for task, v in out.items()}
 
 
-def frame_pooling(frames: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
-    """``(count,)``: per frame the maximum of the values of its objects, 0 where it has none."""
-    pooled = np.zeros(count, np.float64)
+def _video_task_scores(net: SSMTLNet, objects: VideoObjects, config: SSMTLConfig,
+                       device: torch.device) -> dict[str, np.ndarray]:
+    batches = (_to_device(np.array(objects.crops[part]), objects.probs[part], objects.teacher[part], device)
+               for part in _batches(len(objects), 128))
+    return _task_scores(net, batches, config)
+
+
+def standardise(raw: dict[str, np.ndarray], scales: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Each task's raw scores as z-scores against the training objects (``scales[task]`` holds mean and std)."""
+    return {t: (v - scales[t]["mean"]) / scales[t]["std"] for t, v in raw.items()}
+
+
+def frame_pooling(frames: np.ndarray, values: np.ndarray, count: int, empty: float = 0.0) -> np.ndarray:
+    """``(count,)``: per frame the maximum of the values of its objects, ``empty`` where it has none."""
+    pooled = np.full(count, -np.inf)
     inside = frames < count
     np.maximum.at(pooled, frames[inside], values[inside])
+    pooled[np.isneginf(pooled)] = empty
     return pooled
 
 
@@ -190,20 +217,25 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
         digest = config_hash({**objects_config, "objects": dataclasses.asdict(object_config), "v": OBJECTS_VERSION})
         return workspace.root / "ssmtl" / f"objects-{digest}"
 
+    def objects_key(v: TrackedVideo) -> str:
+        """Cache name of a video's objects: they are cut from its tracks, so a changed tracks file is a new entry."""
+        return f"{v.key}-{tracks_identity[v.key][:10]}"
+
     by_name = {v.name: v for v in videos}
     train_sets: list[VideoObjects] = []
     for name in tqdm(sorted(train_names), desc="ssmtl objects (train)", unit="video", disable=not config.progress,
                      dynamic_ncols=True):
         v = by_name[name]
-        train_sets.append(video_objects(v.video, v.csv, objects_folder(train_objects_config), v.key, v.frames,
+        train_sets.append(video_objects(v.video, v.csv, objects_folder(train_objects_config), objects_key(v), v.frames,
                                         v.height, v.width, train_objects_config, teacher))
     total = sum(len(s) for s in train_sets)
     if total == 0:
         raise UserError(f"{tracks_folder}: the normal training videos have no tracked objects; check the detector")
 
+    device = resolve_device(config.device)
     seed_everything(config.seed)
     classes = train_sets[0].probs.shape[1]
-    net = SSMTLNet(config.variant, 3, classes, teacher.dim)
+    net = SSMTLNet(config.variant, 3, classes, teacher.dim).to(device)
     key_config = {
         "ssmtl_version": SSMTL_VERSION, "variant": config.variant, "tasks": list(config.tasks),
         "objects": dataclasses.asdict(config.objects), "train_stride": config.train_stride,
@@ -217,7 +249,7 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     trained, history, scales = False, [], {}
     if checkpoint.is_file() and (folder / "train.json").is_file() and not config.force:
         try:
-            net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+            net.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
             record = json.loads((folder / "train.json").read_text())
             history, scales = record["history"], record["scales"]
             log.info("ssmtl: already trained, loaded %s", checkpoint)
@@ -226,37 +258,39 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
             scales = {}
     if not scales:
         started = time.perf_counter()
-        history = _train(net, train_sets, config)
+        history = _train(net, train_sets, config, device)
         net.eval()
-        scales = _scales(net, train_sets, config)
+        scales = _scales(net, train_sets, config, device)
         seconds = time.perf_counter() - started
         write_atomic(checkpoint, lambda tmp: torch.save(net.state_dict(), tmp))
         save_json_atomic(folder / "train.json", {
             "config": key_config, "teacher": teacher.name, "history": history, "scales": scales,
-            "seconds": seconds, "train_objects": total, "objects_per_second": total * len(history) / max(seconds, 1e-9),
+            "seconds": seconds, "device": str(device), "train_objects": total, "objects_per_second": total * len(history) / max(seconds, 1e-9),
             "versions": library_versions()})
         trained = True
-        log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s (teacher: %s)", total, len(train_sets),
-                 seconds, teacher.name)
+        log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s on %s (teacher: %s)", total,
+                 len(train_sets), seconds, device, teacher.name)
     net.eval()
 
     test_maxima: dict[str, float] = {}
-    for v in tqdm(videos, desc="ssmtl score", unit="video", disable=not config.progress, dynamic_ncols=True):
+    scored = [v for v in videos if v.name in test_names]
+    for v in tqdm(scored, desc="ssmtl score", unit="video", disable=not config.progress, dynamic_ncols=True):
         target = folder / f"{v.key}.npy"
         split = "train" if v.name in train_names else "test"
         if target.is_file() and (folder / f"{v.key}.json").is_file() and not trained and not config.force:
             frame_scores = np.load(target)
             refresh_sidecar(folder / f"{v.key}.json", labels[v.name], split)
         else:
-            objects = video_objects(v.video, v.csv, objects_folder(config.objects), v.key, v.frames, v.height, v.width,
-                                    config.objects, teacher)
-            raw = _video_task_scores(net, objects, config)
-            normalised = {t: raw[t] / scales[t] for t in config.tasks}
+            objects = video_objects(v.video, v.csv, objects_folder(config.objects), objects_key(v), v.frames, v.height,
+                                    v.width, config.objects, teacher)
+            normalised = standardise(_video_task_scores(net, objects, config, device), scales)
             object_scores = (np.mean([normalised[t] for t in config.tasks], axis=0) if len(objects)
                              else np.zeros(0))
-            frame_scores = smooth(frame_pooling(objects.frames, object_scores, v.frames), config.sigma).astype(np.float32)
-            extras = {f"task_{t}": smooth(frame_pooling(objects.frames, normalised[t], v.frames),
-                                          config.sigma).astype(np.float32) for t in config.tasks}
+            frame_scores = smooth(frame_pooling(objects.frames, object_scores, v.frames, scales["floor"]),
+                                  config.sigma).astype(np.float32)
+            extras = {f"task_{t}": smooth(frame_pooling(objects.frames, normalised[t], v.frames,
+                                                        scales[t]["floor"]), config.sigma).astype(np.float32)
+                      for t in config.tasks}
             save_npy_atomic(target, frame_scores)
             save_npz_atomic(folder / f"{v.key}.extras.npz", extras)
             _save_objects(folder / f"{v.key}.objects.csv", objects, object_scores, normalised, config.tasks)
@@ -276,11 +310,12 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
         video_auc = float(roc_auc_score(truth, list(test_maxima.values())))
     save_json_atomic(folder / "summary.json", {"method": "ssmtl", "config_hash": digest,
                                                "test_videos": len(test_maxima), "video_auc": video_auc})
-    log.info("ssmtl: frame scores of %d videos in %s", len(videos), folder)
+    log.info("ssmtl: frame scores of %d videos in %s", len(scored), folder)
     return SSMTLSummary(folder, trained, history, video_auc)
 
 
-def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig) -> list[dict[str, float]]:
+def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig,
+           device: torch.device) -> list[dict[str, float]]:
     pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
@@ -294,7 +329,7 @@ def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig) -> list
         steps = 0
         for part in _batches(len(order), config.batch_size):
             chosen = np.sort(order[part])  # sorted reads are friendlier to the memory-mapped crops
-            windows, probs, teacher = _gather(sets, pairs[chosen])
+            windows, probs, teacher = _gather(sets, pairs[chosen], device)
             loss, parts = training_loss(net, windows, probs, teacher, config.tasks, config.objects.half_window,
                                         config.objects.max_step, generator)
             optimizer.zero_grad(set_to_none=True)
@@ -309,17 +344,20 @@ def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig) -> list
     return history
 
 
-def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig) -> dict[str, float]:
-    """The 99th percentile of each task's raw score over (up to 4096 of) the training objects."""
+def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig, device: torch.device) -> dict[str, Any]:
+    """Per task the mean and standard deviation of its raw score over (up to 4096 of) the training objects, and
+    the 1st percentile (``floor``) of each standardised task and of their mean: the score of a frame without
+    objects."""
     rng = np.random.default_rng(config.seed)
     pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
     pairs = pairs[np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))]
-    collected: dict[str, list[np.ndarray]] = {t: [] for t in config.tasks}
-    for part in _batches(len(pairs), 128):
-        windows, probs, teacher = _gather(sets, pairs[part])
-        for task, values in task_scores(net, windows, probs, teacher, config.tasks, config.objects.half_window).items():
-            collected[task].append(values.numpy())
-    return {t: max(float(np.percentile(np.concatenate(v), 99)), 1e-6) for t, v in collected.items()}
+    raw = _task_scores(net, (_gather(sets, pairs[part], device) for part in _batches(len(pairs), 128)), config)
+    scales: dict[str, Any] = {t: {"mean": float(np.mean(v)), "std": max(float(np.std(v)), 1e-6)} for t, v in raw.items()}
+    normalised = standardise(raw, scales)
+    for t, values in normalised.items():
+        scales[t]["floor"] = float(np.percentile(values, 1))
+    scales["floor"] = float(np.percentile(np.mean([normalised[t] for t in config.tasks], axis=0), 1))
+    return scales
 
 
 def _save_objects(path: Path, objects: VideoObjects, scores: np.ndarray, per_task: dict[str, np.ndarray],

@@ -190,7 +190,8 @@ def print_table(record: dict[str, Any]) -> None:
     for label, row in record["baselines"].items():
         print(f"{'baseline: ' + label:<34} " + " ".join(f"{_cell(row.get(k)):>17}" for k in keys))
     for label, row in record["results"].items():
-        name = f"ssmtl {label} ({len(row['seeds'])} seed{'s' if len(row['seeds']) > 1 else ''})"
+        name = (f"ssmtl {label} ({'+'.join(row['tasks'])}; {len(row['seeds'])} "
+                f"seed{'s' if len(row['seeds']) > 1 else ''})")
         print(f"{name:<34} " + " ".join(f"{_cell(row['summary'].get(k)):>17}" for k in keys))
         tasks = row["seeds"][0]["per_task_of_joint_model"] if len(row["tasks"]) > 1 else {}
         for task in tasks:

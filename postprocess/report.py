@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vad_pipeline import __version__
 from vad_pipeline.atomic import save_json_atomic, write_atomic
 from vad_pipeline.decode import VIDEO_EXTENSIONS
@@ -320,15 +322,20 @@ def _protocol_tables(record: dict[str, Any]) -> str:
                                                                          for k in keys) + "</tr>"
     for label, row in record["results"].items():
         summary = row.get("summary") or row  # older records: one seed, metrics at the top level
-        seeds = len(row.get("seeds") or [row])
-        rows += (f"<tr><td>ssmtl {html.escape(label)} ({seeds} seed{'s' if seeds > 1 else ''})</td>"
+        seeds = row.get("seeds") or [row]
+        tasks = row.get("tasks") or []
+        rows += (f"<tr><td>ssmtl {html.escape(label)} ({html.escape(' + '.join(tasks))}; {len(seeds)} "
+                 f"seed{'s' if len(seeds) > 1 else ''})</td>"
                  + "".join(f"<td>{_cell(summary.get(k))}</td>" for k in keys) + "</tr>")
-        first = (row.get("seeds") or [row])[0]
-        for task, values in first.get("per_task_of_joint_model", {}).items():
-            if len(row.get("tasks", [])) > 1:
-                rows += (f"<tr><td>ssmtl {html.escape(label)}: its {html.escape(task)} score alone (seed "
-                         f"{first.get('seed', 0)})</td><td>{_fmt(values.get('micro_auc'))}</td>"
-                         f"<td>{_fmt(values.get('macro_auc'))}</td><td>–</td><td>–</td></tr>")
+        for task in seeds[0].get("per_task_of_joint_model", {}) if len(tasks) > 1 else ():
+            cells = []
+            for metric in ("micro_auc", "macro_auc"):
+                values = [s["per_task_of_joint_model"][task][metric] for s in seeds]
+                values = [v for v in values if v is not None]
+                cells.append(_cell({"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values})
+                             if values else "–")
+            rows += (f"<tr><td>ssmtl {html.escape(label)}: its {html.escape(task)} score alone</td>"
+                     f"<td>{cells[0]}</td><td>{cells[1]}</td><td>–</td><td>–</td></tr>")
     out = ("<table><tr><th>run</th><th>micro AUC</th><th>macro AUC</th><th>RBDC</th><th>TBDC</th></tr>"
            f"{rows}</table>")
     coverage = record.get("coverage")

@@ -49,7 +49,8 @@ def test_ssmtl_learns_and_separates_anomalies(trained) -> None:
     assert metrics["frame"]["auc"] >= 0.85, metrics["frame"]
     assert metrics["frame"]["macro_auc"] >= 0.85
     assert set(metrics["tasks"]) == {"aot", "mi", "mbp", "kd"}
-    assert all(0.0 <= v["auc"] <= 1.0 for v in metrics["tasks"].values())
+    # each task's score alone ranks the generated anomalies well above chance (measured: 0.79 kd .. 1.00 aot)
+    assert all(v["auc"] >= 0.7 for v in metrics["tasks"].values()), metrics["tasks"]
     assert metrics["region"]["rbdc"] > 0.5 and metrics["region"]["tbdc"] > 0.5
     assert metrics["region"]["videos"] == 6
     page = (out / "index.html").read_text()

@@ -43,14 +43,11 @@ def _labels(path: Path, names: dict[str, Path], truth: Any) -> Path:
 
 
 def _seed_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and (population) standard deviation over seeds of every numeric metric."""
+    """Every numeric metric over seeds (``report.over_seeds``: mean, population std, values)."""
+    from vad_pipeline.postprocess.report import over_seeds
+
     keys = [k for k, v in per_seed[0].items() if isinstance(v, (int, float)) or v is None]
-    summary = {}
-    for key in keys:
-        values = [row[key] for row in per_seed if row.get(key) is not None]
-        summary[key] = ({"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
-                        if values else None)
-    return summary
+    return {key: over_seeds([row.get(key) for row in per_seed]) for key in keys}
 
 
 def _frame_metrics(folder: Path, truth: Any, evaluation: Any) -> dict[str, Any]:
@@ -177,27 +174,23 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
     }
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, dict):
-        return f"{value['mean']:.4f} ± {value['std']:.4f}" if len(value["values"]) > 1 else f"{value['mean']:.4f}"
-    return f"{value:.4f}" if value is not None else "-"
-
-
 def print_table(record: dict[str, Any]) -> None:
     """The protocol's table: baselines, then SSMTL runs (mean ± std over seeds), coverage diagnostics."""
+    from vad_pipeline.postprocess.report import format_cell, over_seeds
+
     keys = ("micro_auc", "macro_auc", "rbdc", "tbdc")
     print(f"{'run':<34} " + " ".join(f"{k.replace('_', ' '):>17}" for k in keys))
     for label, row in record["baselines"].items():
-        print(f"{'baseline: ' + label:<34} " + " ".join(f"{_cell(row.get(k)):>17}" for k in keys))
+        print(f"{'baseline: ' + label:<34} " + " ".join(f"{format_cell(row.get(k), '-'):>17}" for k in keys))
     for label, row in record["results"].items():
         name = (f"ssmtl {label} ({'+'.join(row['tasks'])}; {len(row['seeds'])} "
                 f"seed{'s' if len(row['seeds']) > 1 else ''})")
-        print(f"{name:<34} " + " ".join(f"{_cell(row['summary'].get(k)):>17}" for k in keys))
+        print(f"{name:<34} " + " ".join(f"{format_cell(row['summary'].get(k), '-'):>17}" for k in keys))
         tasks = row["seeds"][0]["per_task_of_joint_model"] if len(row["tasks"]) > 1 else {}
         for task in tasks:
-            micro = _seed_summary([{"m": s["per_task_of_joint_model"][task]["micro_auc"]} for s in row["seeds"]])["m"]
-            macro = _seed_summary([{"m": s["per_task_of_joint_model"][task]["macro_auc"]} for s in row["seeds"]])["m"]
-            print(f"{'  its ' + task + ' score alone':<34} {_cell(micro):>17} {_cell(macro):>17}")
+            micro, macro = (format_cell(over_seeds([s["per_task_of_joint_model"][task][m] for s in row["seeds"]]), "-")
+                            for m in ("micro_auc", "macro_auc"))
+            print(f"{'  its ' + task + ' score alone':<34} {micro:>17} {macro:>17}")
     if record.get("coverage"):
         overall = record["coverage"]["overall"]
         print(f"coverage: {overall['covered_regions']} of {overall['regions']} anomalous regions covered by an object "

@@ -10,7 +10,8 @@ Outputs per video, in ``tracks/<tag>/``:
   (``objects`` ``motion`` or ``both``, see :mod:`.motion`) the classes gain a last one, "moving object", whose
   ``prob`` is the fraction of the box's pixels that move; objects only motion found have that class;
 - ``<video_id>.json`` (schema ``vad-pipeline/tracks/1``): ``objects``, detector path and SHA-256 (null for
-  ``motion``), class names, ``conf``, ``imgsz`` (the size used for this video), ``motion`` settings, ``classes``, ``frame_stride``, tracker config, video ``frames``/``fps``/``width``/``height``,
+  ``motion``), class names, ``conf``, ``imgsz`` (the size used for this video), ``motion`` settings, ``classes``,
+  ``frame_stride``, tracker config, video ``frames``/``fps``/``width``/``height``,
   ``detections``, ``tracks``, ``mean_track_length`` (boxes per track), ``seconds``.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -180,11 +182,9 @@ class TrackStage(Stage):
         """Find the frame's objects, update the tracker and write one CSV row per tracked box; returns the number of
         objects found. ``renumber`` maps the tracker's ids to 1..N in order of first appearance; ``lengths`` counts
         boxes per id."""
-        from ultralytics.engine.results import Boxes
-
         rows, probs = self.frame_objects(frame, imgsz, proposer)
         classes = len(self.class_names)
-        for x1, y1, x2, y2, raw_id, score, cls, index in tracker.update(Boxes(rows, frame.shape[:2]), frame):
+        for x1, y1, x2, y2, raw_id, score, cls, index in tracker.update(_Boxes()(rows, frame.shape[:2]), frame):
             track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
             lengths[track_id] = lengths.get(track_id, 0) + 1
             prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
@@ -245,6 +245,14 @@ class TrackStage(Stage):
         }
         save_json_atomic(sidecar, meta)
         return _summary(meta)
+
+
+@functools.lru_cache(maxsize=1)
+def _Boxes() -> type:
+    """ultralytics' ``Boxes`` (the tracker's input type), imported once, after the offline environment is set."""
+    from ultralytics.engine.results import Boxes
+
+    return Boxes
 
 
 def _cuda_available() -> bool:

@@ -303,13 +303,21 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
 
 
 
-def _cell(value: Any) -> str:
-    """A metric, or ``mean ± std`` of a ``{"mean", "std", "values"}`` summary over seeds."""
+def over_seeds(values: list[float | None]) -> dict[str, Any] | None:
+    """``{"mean", "std", "values"}`` of one metric over seeds (population std; missing values left out), or None."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return None
+    return {"mean": float(np.mean(present)), "std": float(np.std(present)), "values": present}
+
+
+def format_cell(value: Any, missing: str = "–") -> str:
+    """A metric to 4 decimals, or ``mean ± std`` of an :func:`over_seeds` summary (its mean alone for one seed)."""
     if isinstance(value, dict):
-        if value.get("values") and len(value["values"]) > 1:
+        if len(value["values"]) > 1:
             return f"{value['mean']:.4f} ± {value['std']:.4f}"
-        return _fmt(value.get("mean"))
-    return _fmt(value)
+        value = value["mean"]
+    return f"{value:.4f}" if isinstance(value, float) else missing if value is None else html.escape(str(value))
 
 
 def _protocol_tables(record: dict[str, Any]) -> str:
@@ -318,7 +326,7 @@ def _protocol_tables(record: dict[str, Any]) -> str:
     keys = ("micro_auc", "macro_auc", "rbdc", "tbdc")
     rows = ""
     for label, row in (record.get("baselines") or {}).items():
-        rows += f"<tr><td>baseline: {html.escape(label)}</td>" + "".join(f"<td>{_cell(row.get(k))}</td>"
+        rows += f"<tr><td>baseline: {html.escape(label)}</td>" + "".join(f"<td>{format_cell(row.get(k))}</td>"
                                                                          for k in keys) + "</tr>"
     for label, row in record["results"].items():
         summary = row.get("summary") or row  # older records: one seed, metrics at the top level
@@ -326,14 +334,10 @@ def _protocol_tables(record: dict[str, Any]) -> str:
         tasks = row.get("tasks") or []
         rows += (f"<tr><td>ssmtl {html.escape(label)} ({html.escape(' + '.join(tasks))}; {len(seeds)} "
                  f"seed{'s' if len(seeds) > 1 else ''})</td>"
-                 + "".join(f"<td>{_cell(summary.get(k))}</td>" for k in keys) + "</tr>")
+                 + "".join(f"<td>{format_cell(summary.get(k))}</td>" for k in keys) + "</tr>")
         for task in seeds[0].get("per_task_of_joint_model", {}) if len(tasks) > 1 else ():
-            cells = []
-            for metric in ("micro_auc", "macro_auc"):
-                values = [s["per_task_of_joint_model"][task][metric] for s in seeds]
-                values = [v for v in values if v is not None]
-                cells.append(_cell({"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values})
-                             if values else "–")
+            cells = [format_cell(over_seeds([s["per_task_of_joint_model"][task][metric] for s in seeds]))
+                     for metric in ("micro_auc", "macro_auc")]
             rows += (f"<tr><td>ssmtl {html.escape(label)}: its {html.escape(task)} score alone</td>"
                      f"<td>{cells[0]}</td><td>{cells[1]}</td><td>–</td><td>–</td></tr>")
     out = ("<table><tr><th>run</th><th>micro AUC</th><th>macro AUC</th><th>RBDC</th><th>TBDC</th></tr>"

@@ -32,7 +32,9 @@ def test_fight_suite_on_another_folder(tmp_path: Path, i3d_weights: Path) -> Non
     assert set(record["summary"]) == {"feature-norm baseline", "mil"}
     for seed in record["per_seed"]:
         assert seed["train_videos"] == 6 and seed["test_videos"] == 4
-        assert 0.0 <= seed["rows"]["mil"]["frame_auc"] <= 1.0
+        # fight clips vs walking clips are easy for mil on real I3D features (measured 1.0 on both seeds; the
+        # feature-norm baseline 0.83 and 0.96): a broken trainer or scorer falls below this
+        assert seed["rows"]["mil"]["frame_auc"] >= 0.95, seed["rows"]
     assert set(record["beats_baseline_every_seed"]) == {"mil"}
     json.dumps(record)  # the record is JSON-serialisable as written by accuracy.py
 

@@ -161,7 +161,7 @@ def _feature_stage(tmp: Path, batch: int) -> Any:
 
     stage = FeatureStage(ExtractConfig(batch_size=batch, progress=False), Workspace(tmp))
     stage.prepare()
-    stage._forward(np.zeros((batch, 1, 16, 224, 224, 3), np.uint8))  # warm-up at the real batch shape
+    stage.forward(np.zeros((batch, 1, 16, 224, 224, 3), np.uint8))  # warm-up at the real batch shape
     return stage
 
 
@@ -211,13 +211,13 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4
             pipeline(video, f"scale/{k}x")
         def preprocessed() -> list[Any]:
             reader = open_video(Path(clips["16"]))
-            batches = [clip for _, clip in stage._snippet_batches(reader, reader.info.frames // 16)]
+            batches = [clip for _, clip in stage.snippet_batches(reader, reader.info.frames // 16)]
             reader.close()
             return batches
 
         def bare(batches: list[Any]) -> int:
             for clip in batches:
-                stage._forward(clip)
+                stage.forward(clip)
             return 16 * sum(len(clip) for clip in batches)
 
         for attempt in range(repeats):

@@ -65,7 +65,8 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                  crop_size: int = 64, epochs: int = 10, train_stride: int = 1, variant: str = "shallow-narrow",
                  tasks: tuple[str, ...] = ("aot", "mi", "mbp", "kd"), ablation: bool = False,
                  seeds: tuple[int, ...] = (0,), detector: str | None = None, device: str = "auto",
-                 sigma: float = 3.0, progress: bool = True) -> dict[str, Any]:
+                 sigma: float = 3.0, lr_schedule: str = "constant", mirror: bool = False,
+                 progress: bool = True) -> dict[str, Any]:
     """Run the protocol end to end (cached in ``workdir``) and return the results record: coverage diagnostics,
     the two trivial baselines, SSMTL per seed (and per task alone with ``ablation``) with mean and spread."""
     from vad_pipeline.datasets import find_layout, materialize, ucsd_mask_archive
@@ -73,7 +74,7 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
     from vad_pipeline.postprocess.evaluate import EvalConfig
-    from vad_pipeline.postprocess.frames import smooth
+    from vad_pipeline.frame_scores import smooth
     from vad_pipeline.postprocess.ground_truth import load_many
     from vad_pipeline.postprocess.object_baselines import (Coverage, FrameScores, coverage, frame_difference_energy,
                                                            largest_object_speed, save_frame_run)
@@ -148,7 +149,8 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
             started = time.perf_counter()
             config = SSMTLConfig(tracks_tag=tracks_folder.name, labels=labels, variant=variant, tasks=chosen,
                                  objects=ObjectConfig(size=crop_size), train_stride=train_stride, epochs=epochs,
-                                 seed=seed, sigma=sigma, device=device, progress=progress)
+                                 lr_schedule=lr_schedule, mirror=mirror, seed=seed, sigma=sigma, device=device,
+                                 progress=progress)
             outcome = score_ssmtl(workspace, config)
             train = json.loads((outcome.folder / "train.json").read_text())
             timings[f"ssmtl_{label}_seed{seed}_s"] = time.perf_counter() - started
@@ -166,7 +168,8 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                   "test": sum(c.split == "test" for c in layout.clips)},
         "settings": {"objects": objects, "imgsz": imgsz or "auto", "conf": conf, "crop_size": crop_size,
                      "epochs": epochs, "train_stride": train_stride, "variant": variant, "tasks": list(tasks),
-                     "seeds": list(seeds), "sigma": sigma, "device": device},
+                     "lr_schedule": lr_schedule, "mirror": mirror, "seeds": list(seeds), "sigma": sigma,
+                     "device": device},
         "coverage": {"overall": total.as_dict(), "per_clip": per_clip} if per_clip else None,
         "baselines": baselines, "results": results, "timings": timings,
         "report": str(workspace.root / "report" / "index.html"),
@@ -215,13 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", action="store_true", help="also train each task alone")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
+    parser.add_argument("--mirror", action="store_true", help="mirrored motion is equally normal (see ssmtl)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ssmtl_ped2.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.perf_counter()
     record = run_protocol(args.data, args.workdir, args.objects, args.imgsz, args.conf, args.crop_size, args.epochs,
                           args.train_stride, args.variant, tuple(args.tasks.split(",")), args.ablation,
-                          tuple(int(s) for s in args.seeds.split(",")), args.detector, args.device)
+                          tuple(int(s) for s in args.seeds.split(",")), args.detector, args.device,
+                          lr_schedule=args.lr_schedule, mirror=args.mirror)
     record["wall_s"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))

@@ -2,8 +2,11 @@
 i-t .. i+t taken with the box of frame i (SSMTL's setting, no tracking needed) or with the track's own box in each
 frame (``follow_track``), resized to ``size`` x ``size``.
 
-Only a sliding window of 2t+1 decoded frames is held in memory, so memory does not grow with video length.
-Frames at the video's edges are clamped (the first/last frame repeats).
+Near the video's ends the window is shifted to stay inside it (an object at frame 0 gets frames 0 .. 2t, still
+in the box of frame 0): repeating the first or last frame instead would freeze the object for a few frames, and a
+pause followed by motion is exactly what SSMTL's motion-irregularity and arrow-of-time tasks call anomalous, so
+every clip's first and last t frames scored high. Only a video shorter than 2t+1 frames repeats its last frame.
+Only a sliding window of about 2t+1 decoded frames is held in memory, so memory does not grow with video length.
 """
 
 from __future__ import annotations
@@ -56,30 +59,37 @@ def object_sequences(
     if not by_frame:
         return
     reader = open_video(video, decoder)
-    last = reader.info.frames - 1
-    window: dict[int, np.ndarray] = {}  # the last 2t+1 decoded frames, by index
+    window: dict[int, np.ndarray] = {}  # the decoded frames some pending sequence still needs, by index
 
-    def emit(center: int) -> Iterator[ObjectSequence]:
+    def first_of(center: int, last: int) -> int:
+        """The first frame of ``center``'s window: ``center - t``, shifted to keep the window inside 0 .. last."""
+        return min(max(center - half_window, 0), max(last - 2 * half_window, 0))
+
+    def emit(center: int, last: int) -> Iterator[ObjectSequence]:
+        start = first_of(center, last)
         for row in by_frame.get(center, []):
             track_id, box = int(row[1]), tuple(float(v) for v in row[2:6])
             crops = []
-            for offset in range(-half_window, half_window + 1):
-                index = int(np.clip(center + offset, 0, last))
+            for index in range(start, start + 2 * half_window + 1):
+                index = min(index, last)  # only a video shorter than the window repeats its last frame
                 own = boxes_of_track.get((track_id, index)) if follow_track else None
                 crops.append(crop_box(window[index], own or box, size))  # type: ignore[arg-type]
             yield ObjectSequence(center, track_id, box, np.stack(crops))  # type: ignore[arg-type]
 
+    expected_last = reader.info.frames - 1  # the container's count; the true end is known once decoding stops
     decoded = 0
+    center = 0  # the next frame whose sequences are due
     try:
         for chunk in reader.iter_chunks(32):
             for frame in chunk:
                 window[decoded] = frame
-                window.pop(decoded - 2 * half_window - 1, None)
-                center = decoded - half_window  # every frame it needs is now decoded
-                if center >= 0:
-                    yield from emit(center)
                 decoded += 1
+                while center < decoded and first_of(center, expected_last) + 2 * half_window < decoded:
+                    yield from emit(center, max(expected_last, decoded - 1))
+                    center += 1
+                for index in [i for i in window if i < first_of(center, decoded - 1)]:  # safe for any true end
+                    del window[index]
     finally:
         reader.close()
-    for center in range(max(0, decoded - half_window), decoded):  # the last frames: later ones are clamped
-        yield from emit(center)
+    for center in range(center, decoded):  # the last frames, now that the true end is known
+        yield from emit(center, decoded - 1)

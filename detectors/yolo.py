@@ -24,7 +24,7 @@ DEFAULT_NAMES = ("yolo11n.pt", "yolov8n.pt")
 
 def configure_offline() -> None:
     """Make ultralytics neither phone home nor pip-install at run time (must run before importing it)."""
-    from vad_pipeline.extractors.weights import cache_dir
+    from vad_pipeline.user_cache import cache_dir
 
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"

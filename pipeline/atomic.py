@@ -1,15 +1,20 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename over the target.
 
 A reader (or a re-run after a crash) therefore sees either the old file, or the complete new one, never a
-half-written file. Temporary files carry a ``.tmp-`` prefix so that stale ones can be recognised and removed.
+half-written file. Temporary files are named ``.tmp-<pid>@<host>~<random>-<target name>``: a sweep removes only
+those whose process is gone (another process on the same workspace may be writing the others), and
+``artifact_lock`` lets concurrent runs compute each artifact once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,7 +29,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name ends with the target's name, so writers that pick a format by extension still work.
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix="-" + target.name, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}@{socket.gethostname()}~",
+                                    suffix="-" + target.name, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -86,13 +92,57 @@ def save_json_atomic(target: Path, payload: Any) -> None:
     write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def is_stale_temporary(path: Path, now: float | None = None) -> bool:
+    """Whether the temporary file ``path`` is left over: its writer (named in the file name) is no longer running
+    on this host. Files of other hosts (a shared disk) count as left over after a day, and files without an
+    owner in their name (older versions) after an hour."""
+    owner = path.name[len(TMP_PREFIX):].split("~", 1)[0]
+    pid, _, host = owner.partition("@")
+    try:
+        age = (now or time.time()) - path.stat().st_mtime
+    except OSError:
+        return False  # already gone: renamed by its writer or removed by another sweep
+    if pid.isdigit() and host:
+        if host == socket.gethostname():
+            return not _pid_alive(int(pid))
+        return age > 24 * 3600
+    return age > 3600
+
+
 def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporary files a killed run left in ``folder`` (recursively); return how many were removed."""
+    """Delete the temporary files that killed runs left in ``folder`` (recursively), never one a running process
+    is writing; return how many were removed."""
     removed = 0
     if not folder.exists():
         return 0
+    now = time.time()
     for path in folder.rglob(TMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            path.unlink()
-            removed += 1
+        if is_stale_temporary(path, now):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def artifact_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file ``path`` (created when missing) for the ``with`` block: the
+    processes that compute one artifact take turns, so the later ones find it done. Released when the block
+    ends or the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,7 +1,7 @@
 """The ``vad-pipeline`` command line.
 
 Exit codes: 0 all inputs succeeded; 1 some inputs failed (the others were finished); 2 bad arguments, missing
-weights or another problem that stops the whole run; 130 interrupted.
+weights, a full disk or another problem that stops the whole run; 130 interrupted (Ctrl-C / SIGINT or SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
-from .errors import UserError
+from .errors import UserError, disk_full, disk_full_error
 from .logs import setup_logging
 from .workspace import DEFAULT_WORKDIR, Workspace
 
@@ -134,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
     ssmtl.add_argument("--train-stride", type=int, default=1, help="objects of every k-th training frame")
     ssmtl.add_argument("--sigma", type=float, default=3.0, help="temporal Gaussian smoothing of frame scores")
+    ssmtl.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+                       help="learning rate over training: constant (default, the paper's) or cosine decay to 0")
+    ssmtl.add_argument("--mirror", action="store_true",
+                       help="left-right mirrored motion is equally normal (scenes crossed both ways): mirrored "
+                            "training windows, each object scored with its mirror image")
     ssmtl.add_argument("--teacher-weights", type=Path, default=None,
                        help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
     ssmtl.add_argument("--device", default="auto",
@@ -263,6 +269,7 @@ def _cmd_score_ssmtl(args: argparse.Namespace) -> int:
         test_list=args.test_list, variant=args.variant, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
+        lr_schedule=args.lr_schedule or defaults.lr_schedule, mirror=args.mirror,
         sigma=args.sigma, teacher_weights=args.teacher_weights, device=args.device, force=args.force,
         progress=not args.quiet,
     )
@@ -331,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    restore_sigterm = _stop_on_sigterm()
     try:
         return handler(args)
     except UserError as exc:
@@ -340,10 +348,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("interrupted; finished work is kept, run the same command again to resume")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug or an environment problem: one line, the traceback with -v
+        if disk_full(exc):
+            log.error("%s", disk_full_error(getattr(exc, "filename", None) or getattr(args, "workdir", None)
+                                            or Path.cwd()))
+            return EXIT_USAGE
         log.error("unexpected %s: %s (run with -v for the traceback; finished work is kept)",
                   type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         log.debug("traceback", exc_info=True)
         return EXIT_USAGE
+    finally:
+        restore_sigterm()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> Callable[[], Any]:
+    """SIGTERM (a scheduler, ``kill``, a container stop) stops like Ctrl-C: finished work kept, exit 130. Returns
+    what puts the previous handler back (nothing to do off the main thread, where signals cannot be handled)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

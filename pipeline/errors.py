@@ -15,3 +15,20 @@ class WeightsError(UserError):
 
 class CacheError(UserError):
     """A cache entry that exists but cannot be read back (it is recomputed)."""
+
+
+class DiskFullError(UserError):
+    """The disk (or quota) ran out while writing; what was finished before is kept."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is an out-of-space error (ENOSPC, or EDQUOT: the user's quota)."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(where: object) -> DiskFullError:
+    """The one line for a full disk while writing under ``where``."""
+    return DiskFullError(f"{where}: no space left on device; free some space (or use another --workdir) and run the "
+                         "same command again: finished work is kept")

@@ -50,10 +50,10 @@ class _StageWorker:
         stage.prepare()
         self.stage = stage
 
-    def run(self, video: VideoRef, folder: str) -> VideoOutcome:
+    def run(self, video: VideoRef, folder: str, force: bool = False) -> VideoOutcome:
         from pathlib import Path
 
-        return run_video(self.stage, video, Path(folder))
+        return run_video(self.stage, video, Path(folder), force)
 
     def host(self) -> str:
         import socket
@@ -146,7 +146,7 @@ class RayExecutor:
         def submit(actor: Any) -> None:
             video = queue.popleft()
             workspace.manifest.mark_running(plan.stage_name, video.video_id, plan.digest, plan.config)
-            in_flight[actor.run.remote(video, folder)] = (actor, video)
+            in_flight[actor.run.remote(video, folder, plan.force)] = (actor, video)
 
         for actor in actors:
             for _ in range(CALLS_PER_ACTOR):

@@ -1,4 +1,30 @@
-"""Schema names of the files several parts of the package write and read (one place, so writers and readers
-cannot drift apart)."""
+"""Schemas of the files several parts of the package write and read (one place, so writers and readers cannot
+drift apart): names written into sidecars, and the per-object score table."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
 
 SCORES_SCHEMA = "vad-pipeline/scores/1"  # scores/<method>-<hash>/<key>.json sidecars (weak methods, SSMTL, baselines)
+
+#: leading columns of ``scores/<method>-<hash>/<key>.objects.csv`` (one row per scored object; then one column per
+#: task): the frame, the track, the box in the video's pixels and the object's combined anomaly score
+OBJECT_SCORE_COLUMNS = ("frame", "track_id", "x1", "y1", "x2", "y2", "score")
+
+
+def object_scores_header(tasks: tuple[str, ...]) -> list[str]:
+    """The header of an ``<key>.objects.csv`` with per-task columns ``tasks``."""
+    return [*OBJECT_SCORE_COLUMNS, *tasks]
+
+
+def read_object_scores(path: Path) -> tuple[list[str], np.ndarray]:
+    """An ``<key>.objects.csv`` as (column names, ``(N, columns)`` float array)."""
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an empty table
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    return header, table.reshape(-1, len(header))

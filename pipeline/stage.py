@@ -7,7 +7,11 @@ A stage turns one video (plus cached inputs) into artifacts in its folder. The r
 - loads models only when there is work to do (a fully cached re-run does no model work);
 - records status, timings and library versions in the manifest;
 - turns bad inputs into one error line per video and carries on with the others;
-- never leaves a half-written artifact: stages write atomically, stale temporaries are swept at start.
+- never leaves a half-written artifact: stages write atomically, stale temporaries (of processes no longer
+  running) are swept at start;
+- lets any number of processes share one workspace: each artifact is computed under a per-artifact lock
+  (``<stage folder>/.locks/<video id>.lock``), and a process that finds the artifact finished by another while
+  it waited reuses it instead of computing it again.
 
 Where the pending videos run is the executor's business: ``LocalExecutor`` (default) runs them here, one after
 another; ``vad_pipeline.ray_executor.RayExecutor`` runs them on Ray actors. Either way workers only write artifact
@@ -27,8 +31,8 @@ from typing import Any, Protocol, Sequence
 
 from tqdm.auto import tqdm
 
-from .atomic import remove_stale_temporaries, save_json_atomic
-from .errors import CacheError, UserError
+from .atomic import artifact_lock, remove_stale_temporaries, save_json_atomic
+from .errors import CacheError, UserError, disk_full, disk_full_error
 from .hashing import config_hash
 from .versions import library_versions
 from .workspace import VideoRef, Workspace
@@ -113,6 +117,7 @@ class StagePlan:
     config: dict[str, Any]
     pending: list[VideoRef]
     summary: RunSummary
+    force: bool = False
 
 
 @dataclass
@@ -124,6 +129,7 @@ class VideoOutcome:
     error: str | None = None
     seconds: float = 0.0
     output: Path | None = None
+    computed: bool = True  # False: another process finished the artifact while this one waited for it
 
 
 def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force: bool = False) -> StagePlan:
@@ -137,7 +143,7 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
     if not (folder / "config.json").is_file():
         save_json_atomic(folder / "config.json", {"stage": stage.name, "config_hash": digest, "config": config})
     manifest = workspace.manifest
-    plan = StagePlan(stage.name, digest, folder, config, [], RunSummary(folder=folder))
+    plan = StagePlan(stage.name, digest, folder, config, [], RunSummary(folder=folder), force)
     for path in videos:
         try:
             video = workspace.video_ref(path)
@@ -160,22 +166,63 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
     return plan
 
 
-def run_video(stage: Stage, video: VideoRef, folder: Path) -> VideoOutcome:
-    """Run ``stage`` on one video, turning a bad input into an error line (the same in-process and on a worker)."""
+def lock_path(folder: Path, video: VideoRef) -> Path:
+    """The lock file of ``video``'s artifact in a stage folder."""
+    return folder / ".locks" / f"{video.video_id}.lock"
+
+
+def run_video(stage: Stage, video: VideoRef, folder: Path, force: bool = False) -> VideoOutcome:
+    """Run ``stage`` on one video under its artifact lock, turning a bad input into an error line (the same
+    in-process and on a worker). Unless ``force``, an artifact another process finished meanwhile is reused."""
     started = time.perf_counter()
     try:
-        detail = stage.run(video, folder)
+        with artifact_lock(lock_path(folder, video)):
+            detail = None if force else cached_detail(stage, video, folder)
+            if detail is not None:
+                return VideoOutcome(video, detail=detail, output=stage.outputs(video, folder)[0], computed=False)
+            before = _file_states(stage.outputs(video, folder))
+            try:
+                detail = stage.run(video, folder)
+            except BaseException:
+                _remove_written(stage.outputs(video, folder), before)
+                raise
     except UserError as exc:
         return VideoOutcome(video, error=str(exc))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # an unexpected failure of one video must not lose the others
+        if disk_full(exc):  # every other video would fail the same way: stop the run with one line
+            raise disk_full_error(folder) from None
         log.debug("traceback for %s:\n%s", video.path, traceback.format_exc())
         return VideoOutcome(
             video, error=f"{video.path}: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
         )
     return VideoOutcome(video, detail=detail, seconds=time.perf_counter() - started,
                         output=stage.outputs(video, folder)[0])
+
+
+def _file_states(paths: list[Path]) -> dict[Path, tuple[int, int] | None]:
+    """(mtime, size) of each path, None where it does not exist."""
+    states: dict[Path, tuple[int, int] | None] = {}
+    for path in paths:
+        try:
+            info = path.stat()
+            states[path] = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            states[path] = None
+    return states
+
+
+def _remove_written(paths: list[Path], before: dict[Path, tuple[int, int] | None]) -> None:
+    """Remove the outputs a failed stage run renamed into place before failing (e.g. the features without their
+    sidecar): an artifact is all its files or none. Files the run did not touch (an earlier artifact, under
+    ``--force``) stay."""
+    for path, state in _file_states(paths).items():
+        if state is not None and state != before.get(path):
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
 
 def record_outcome(workspace: Workspace, plan: StagePlan, outcome: VideoOutcome) -> None:
@@ -191,7 +238,7 @@ def record_outcome(workspace: Workspace, plan: StagePlan, outcome: VideoOutcome)
                        library_versions(), outcome.detail)
     meta = {key: outcome.detail.get(key) for key in ("fps", "frames", "width", "height")}
     manifest.record_video(video.video_id, video.path, video.sha256, video.size, **meta)
-    plan.summary.done.append(video.path)
+    (plan.summary.done if outcome.computed else plan.summary.cached).append(video.path)
 
 
 class Executor(Protocol):
@@ -210,10 +257,10 @@ class LocalExecutor:
             bar.set_postfix_str(video.path.name[-40:])
             workspace.manifest.mark_running(plan.stage_name, video.video_id, plan.digest, plan.config)
             try:
-                outcome = run_video(stage, video, plan.folder)
-            except (KeyboardInterrupt, SystemExit):
-                workspace.manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config,
-                                               "interrupted")
+                outcome = run_video(stage, video, plan.folder, plan.force)
+            except BaseException as exc:  # interrupted, or a fault that stops the run (a full disk)
+                reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else str(exc)
+                workspace.manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config, reason)
                 raise
             record_outcome(workspace, plan, outcome)
 

@@ -19,7 +19,7 @@ import numpy as np
 from vad_pipeline.errors import UserError
 
 from . import metrics as m
-from .frames import minmax, smooth, snippet_to_frames
+from vad_pipeline.frame_scores import minmax, smooth, snippet_to_frames
 from .ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
 from .proposals import Proposal, proposal_frame_scores, tcam_proposals
 
@@ -277,7 +277,7 @@ def _task_metrics(results: list[VideoResult], config: EvalConfig) -> dict[str, A
 def _region_metrics(run: ScoreRun, results: list[VideoResult], truth: GroundTruth) -> dict[str, Any] | None:
     """RBDC / TBDC for runs that wrote per-object boxes (``<key>.objects.csv``) on videos with pixel masks. Object
     scores are min-max normalised per video (the object-centric convention) and drawn as boxes."""
-    from vad_pipeline.models.ssmtl.runner import read_objects
+    from vad_pipeline.schemas import read_object_scores
 
     accumulator = m.RegionTrackAccumulator()
     videos = 0
@@ -288,7 +288,7 @@ def _region_metrics(run: ScoreRun, results: list[VideoResult], truth: GroundTrut
             continue
         count = len(result.scores)
         masks = gt.frame_masks(count)
-        header, table = read_objects(objects_csv)
+        header, table = read_object_scores(objects_csv)
         scores = minmax(table[:, header.index("score")]) if len(table) else np.zeros(0)
         height, width = masks.shape[1:]
         sx = width / float(result.video.meta.get("width") or width)

@@ -154,7 +154,8 @@ def _write_proposals(folder: Path, results: list[RunResult], evaluation: EvalCon
 
 
 # -- HTML ----------------------------------------------------------------------------------------------------------
-_STYLE = """
+#: the report's stylesheet (benchmarks/accuracy.py styles its page with it too)
+STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
 h1{font-size:1.5em;margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0} th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
@@ -299,7 +300,7 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
         body.append(accuracy_section(json.loads(Path(accuracy).read_text(encoding="utf-8"))))
     body.append(_metadata(results, truth, config))
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vad-pipeline report</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
 
 
 

@@ -33,6 +33,7 @@ def _sidecars(workdir: Path) -> dict[str, dict]:
     }
 
 
+@pytest.mark.slow
 def test_shapes_crops_and_tail(tmp_path: Path, synthetic_dataset) -> None:
     root, videos = synthetic_dataset
     folder = root / "videos" / "normal"
@@ -55,6 +56,7 @@ def test_shapes_crops_and_tail(tmp_path: Path, synthetic_dataset) -> None:
     assert meta["weights"]["random"] is True and meta["frames_covered"] == 40
 
 
+@pytest.mark.slow
 def test_rerun_is_cached_force_recomputes_and_config_change_is_new(tmp_path: Path, synthetic_dataset,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     root, _ = synthetic_dataset
@@ -207,8 +209,14 @@ def test_i3d_r50_loads_a_pytorchvideo_checkpoint(tmp_path: Path, monkeypatch: py
     torch.manual_seed(1)
     hub = tmp_path / "torch" / "hub" / "checkpoints" / "I3D_8x8_R50.pyth"
     hub.parent.mkdir(parents=True)
-    torch.save({"model_state": i3d_r50(pretrained=False).state_dict()}, hub)
+    saved = i3d_r50(pretrained=False).state_dict()
+    torch.save({"model_state": saved}, hub)
+    from vad_pipeline.extractors.backbones import backbone_spec, load_backbone
     from vad_pipeline.extractors.weights import resolve_weights
 
     choice = resolve_weights("i3d_r50", None)
     assert choice.path == hub and choice.source == "torch-hub-cache"
+    loaded = load_backbone(backbone_spec("i3d_r50"), choice).network.state_dict()
+    assert set(saved) <= set(loaded)
+    for key, value in saved.items():  # every tensor of the checkpoint, not a fresh initialisation
+        assert torch.equal(loaded[key], value), key

@@ -46,7 +46,10 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+SLOW_CASES = {"ddl", "xel-over-ddl"}  # over 10 s each on 2 cores
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c for c in CASES])
 def test_method_learns(case: str, feature_set, tmp_path: Path) -> None:
     root, folder, labels, videos = feature_set
     settings = {"method": case, **CASES[case]}
@@ -64,6 +67,7 @@ def test_method_learns(case: str, feature_set, tmp_path: Path) -> None:
         assert state["bank"].shape[0] > 0  # the hard-instance bank was filled
 
 
+@pytest.mark.slow
 def test_scores_are_cached_and_seeded(feature_set, tmp_path: Path) -> None:
     root, folder, labels, videos = feature_set
     config = ScoreConfig(method="mil", features=folder, labels=labels, progress=False, epochs=5)

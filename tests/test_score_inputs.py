@@ -54,6 +54,7 @@ def test_unlabeled_videos_are_one_clear_error(tmp_path: Path) -> None:
         assign_labels(scan_feature_dir(tmp_path), None)
 
 
+@pytest.mark.slow
 def test_sultani_c3d_features_smoke(tmp_path: Path, capsys) -> None:
     """The authors' real 32-segment C3D bags (4096-d) train and score through the same loader."""
     folder = shared_path("ucf_crime", "c3d_32seg_sample")

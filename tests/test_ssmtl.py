@@ -31,6 +31,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     return root, workdir, folder, videos
 
 
+@pytest.mark.slow
 def test_ssmtl_learns_and_separates_anomalies(trained) -> None:
     root, workdir, folder, videos = trained
     record = json.loads((folder / "train.json").read_text())
@@ -57,6 +58,7 @@ def test_ssmtl_learns_and_separates_anomalies(trained) -> None:
     assert "per-task frame AUC" in page
 
 
+@pytest.mark.slow
 def test_ssmtl_outputs_are_documented_and_cached(trained, caplog) -> None:
     root, workdir, folder, videos = trained
     test_video = next(v for v in videos if v.anomaly == "jump")
@@ -76,6 +78,7 @@ def test_ssmtl_outputs_are_documented_and_cached(trained, caplog) -> None:
     assert not summary.trained and summary.folder == folder
 
 
+@pytest.mark.slow
 def test_task_switches_give_an_ablation(trained) -> None:
     root, workdir, _, _ = trained
     summary = score_ssmtl(Workspace(workdir), SSMTLConfig(tracks=root / "data" / "tracks",
@@ -108,6 +111,25 @@ def test_every_variant_maps_shapes(variant: str) -> None:
     assert net.middle_box(net.encode(torch.rand(2, 3, 6, 64, 64))).shape == (2, 3, 64, 64)
     logits, features = net.distillation(maps)
     assert logits.shape == (2, 2) and features.shape == (2, 16)
+
+
+def test_mirror_scores_an_object_and_its_mirror_image_alike() -> None:
+    """With ``mirror`` an object scores the same as its left-right mirror image; without it, direction counts."""
+    from vad_pipeline.models.ssmtl.runner import object_task_scores
+
+    torch.manual_seed(0)
+    net = SSMTLNet("shallow-narrow", 3, teacher_classes=2, teacher_features=8).eval()
+    windows = torch.rand(6, 3, 13, 32, 32)
+    probs, teacher = torch.rand(6, 2), torch.rand(6, 8)
+
+    def scores(config: SSMTLConfig, view: torch.Tensor) -> dict[str, np.ndarray]:
+        return object_task_scores(net, iter([(view, probs, teacher)]), config)
+
+    mirrored, plain = SSMTLConfig(mirror=True), SSMTLConfig()
+    for task in plain.tasks:
+        np.testing.assert_allclose(scores(mirrored, windows)[task], scores(mirrored, windows.flip(4))[task],
+                                   rtol=1e-5, atol=1e-6)
+    assert not np.allclose(scores(plain, windows)["mbp"], scores(plain, windows.flip(4))["mbp"])
 
 
 def test_resnet_teacher_from_a_state_dict(tmp_path: Path) -> None:

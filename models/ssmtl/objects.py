@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad_pipeline.atomic import atomic_path, save_npz_atomic
+from vad_pipeline.atomic import artifact_lock, atomic_path, save_npz_atomic
 from vad_pipeline.detectors.crops import object_sequences
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.errors import CacheError
@@ -77,13 +77,31 @@ def _load(crops_path: Path, meta_path: Path) -> VideoObjects:
 
 def video_objects(video: Path, tracks_csv: Path, folder: Path, key: str, frames: int, height: int, width: int,
                   config: ObjectConfig, teacher: Teacher, batch: int = 256) -> VideoObjects:
-    """The cached objects of one video, extracting them first when needed."""
+    """The cached objects of one video, extracting them first when needed (under the entry's lock: concurrent
+    runs cut each video once)."""
     crops_path, meta_path = folder / f"{key}.crops.npy", folder / f"{key}.objects.npz"
+    cached = _cached(crops_path, meta_path)
+    if cached is not None:
+        return cached
+    with artifact_lock(folder / ".locks" / f"{key}.lock"):
+        cached = _cached(crops_path, meta_path)  # another process may have cut it while this one waited
+        if cached is not None:
+            return cached
+        _cut(video, tracks_csv, crops_path, meta_path, frames, height, width, config, teacher, batch)
+    return _load(crops_path, meta_path)
+
+
+def _cached(crops_path: Path, meta_path: Path) -> VideoObjects | None:
     if meta_path.is_file() and crops_path.is_file():
         try:
             return _load(crops_path, meta_path)
         except CacheError as exc:
             log.warning("%s; extracting again", exc)
+    return None
+
+
+def _cut(video: Path, tracks_csv: Path, crops_path: Path, meta_path: Path, frames: int, height: int, width: int,
+         config: ObjectConfig, teacher: Teacher, batch: int) -> None:
     table = read_tracks(tracks_csv)
 
     def keep(row: np.ndarray) -> bool:
@@ -124,4 +142,3 @@ def video_objects(video: Path, tracks_csv: Path, folder: Path, key: str, frames:
         del crops
     save_npz_atomic(meta_path, {"frames": frames_out, "tracks": tracks_out, "boxes": boxes_out, "probs": probs_out,
                                 "teacher": teacher_out, "shape": np.array([frames, height, width])})
-    return _load(crops_path, meta_path)

@@ -39,10 +39,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
+from vad_pipeline.atomic import artifact_lock, save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 from vad_pipeline.devices import resolve_device
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
+from vad_pipeline.schemas import object_scores_header
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
@@ -56,9 +57,13 @@ from .teacher import choose_teacher
 
 log = logging.getLogger(__name__)
 
-SSMTL_VERSION = 3  # the model, its training and scoring (2: one encoder pass per step for the (2t+1)-frame variants;
-# 3: log-odds and z-scores)
-OBJECTS_VERSION = 2  # how object windows are cut (2: cache entries named by the tracks file they come from)
+SSMTL_VERSION = 4  # the model, its training and scoring (2: one encoder pass per step for the (2t+1)-frame variants;
+# 3: log-odds and z-scores; 4: lr_schedule and mirror options, training crops in memory)
+OBJECTS_VERSION = 3  # how object windows are cut (2: cache entries named by the tracks file they come from;
+# 3: windows shifted inside the video instead of repeating its first or last frame)
+
+
+IN_MEMORY_BYTES = 2 << 30  # training crops up to this size are read into memory once
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,11 @@ class SSMTLConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # cosine (decays to 0 over the epochs) or constant (the paper's Adam at a fixed rate)
+    # Left-right mirrored motion counts as equally normal: a random half of each training batch is mirrored and each
+    # object scores the mean of its own and its mirrored window's task scores. Off by default: direction is
+    # information (walking the wrong way in a one-way scene is an anomaly); on for scenes crossed both ways.
+    mirror: bool = False
     seed: int = 0
     sigma: float = 3.0
     teacher_weights: Path | None = None
@@ -155,14 +165,16 @@ def _gather(sets: list[VideoObjects], pairs: np.ndarray,
                       np.stack([sets[v].teacher[o] for v, o in pairs]), device)
 
 
-def _task_scores(net: SSMTLNet, batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+def object_task_scores(net: SSMTLNet, batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                  config: SSMTLConfig) -> dict[str, np.ndarray]:
-    """Raw per-object task scores ``(N,)`` over batches of (windows, probs, teacher)."""
+    """Raw per-object task scores ``(N,)`` over batches of (windows, probs, teacher); with ``mirror`` the mean
+    over each window and its mirror image."""
     out: dict[str, list[np.ndarray]] = {task: [] for task in config.tasks}
     for windows, probs, teacher in batches:
-        for task, values in task_scores(net, windows, probs, teacher, config.tasks,
-                                        config.objects.half_window).items():
-            out[task].append(values.float().cpu().numpy())
+        views = [task_scores(net, view, probs, teacher, config.tasks, config.objects.half_window)
+                 for view in ([windows, windows.flip(4)] if config.mirror else [windows])]
+        for task in config.tasks:
+            out[task].append(torch.stack([view[task] for view in views]).mean(0).float().cpu().numpy())
     return {task: np.concatenate(v) if v else np.zeros(0, np.float32) for task, v in out.items()}
 
 
@@ -170,7 +182,7 @@ def _video_task_scores(net: SSMTLNet, objects: VideoObjects, config: SSMTLConfig
                        device: torch.device) -> dict[str, np.ndarray]:
     batches = (_to_device(np.array(objects.crops[part]), objects.probs[part], objects.teacher[part], device)
                for part in _batches(len(objects), 128))
-    return _task_scores(net, batches, config)
+    return object_task_scores(net, batches, config)
 
 
 def standardise(raw: dict[str, np.ndarray], scales: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -189,8 +201,10 @@ def frame_pooling(frames: np.ndarray, values: np.ndarray, count: int, empty: flo
 
 def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     """Train (or load) SSMTL and write frame scores for every tracked video; see the module docstring."""
-    from vad_pipeline.postprocess.frames import smooth
+    from vad_pipeline.frame_scores import smooth
 
+    if config.lr_schedule not in ("cosine", "constant"):
+        raise UserError(f"--lr-schedule {config.lr_schedule}: choose cosine or constant")
     unknown = [t for t in config.tasks if t not in TASKS]
     if unknown or not config.tasks:
         raise UserError(f"--tasks: {','.join(unknown) or 'none'} is not a task; choose from {','.join(TASKS)}")
@@ -240,69 +254,74 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     key_config = {
         "ssmtl_version": SSMTL_VERSION, "variant": config.variant, "tasks": list(config.tasks),
         "objects": dataclasses.asdict(config.objects), "train_stride": config.train_stride,
-        "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
+        "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+        "lr_schedule": config.lr_schedule, "mirror": config.mirror, "seed": config.seed,
         "teacher": teacher.identity, "tracks": tracks_identity, "train": sorted(train_names),
     }
     digest = config_hash(key_config)
     folder = workspace.root / "scores" / f"ssmtl-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "model.pt"
-    trained, history, scales = False, [], {}
-    if checkpoint.is_file() and (folder / "train.json").is_file() and not config.force:
-        try:
-            net.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
-            record = json.loads((folder / "train.json").read_text())
-            history, scales = record["history"], record["scales"]
-            log.info("ssmtl: already trained, loaded %s", checkpoint)
-        except Exception as exc:
-            log.warning("%s: corrupt cache entry (%s); retraining", checkpoint, type(exc).__name__)
-            scales = {}
-    if not scales:
-        started = time.perf_counter()
-        history = _train(net, train_sets, config, device)
+    # concurrent runs of the same scoring take turns: the later ones find the model and scores done
+    with artifact_lock(folder / ".locks" / "run.lock"):
+        trained, history, scales = False, [], {}
+        if checkpoint.is_file() and (folder / "train.json").is_file() and not config.force:
+            try:
+                net.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
+                record = json.loads((folder / "train.json").read_text())
+                history, scales = record["history"], record["scales"]
+                log.info("ssmtl: already trained, loaded %s", checkpoint)
+            except Exception as exc:
+                log.warning("%s: corrupt cache entry (%s); retraining", checkpoint, type(exc).__name__)
+                scales = {}
+        if not scales:
+            started = time.perf_counter()
+            history = _train(net, train_sets, config, device)
+            net.eval()
+            scales = _scales(net, train_sets, config, device)
+            seconds = time.perf_counter() - started
+            write_atomic(checkpoint, lambda tmp: torch.save(net.state_dict(), tmp))
+            save_json_atomic(folder / "train.json", {
+                "config": key_config, "teacher": teacher.name, "history": history, "scales": scales,
+                "seconds": seconds, "device": str(device), "train_objects": total,
+                "objects_per_second": total * len(history) / max(seconds, 1e-9),
+                "versions": library_versions()})
+            trained = True
+            log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s on %s (teacher: %s)", total,
+                     len(train_sets), seconds, device, teacher.name)
         net.eval()
-        scales = _scales(net, train_sets, config, device)
-        seconds = time.perf_counter() - started
-        write_atomic(checkpoint, lambda tmp: torch.save(net.state_dict(), tmp))
-        save_json_atomic(folder / "train.json", {
-            "config": key_config, "teacher": teacher.name, "history": history, "scales": scales,
-            "seconds": seconds, "device": str(device), "train_objects": total, "objects_per_second": total * len(history) / max(seconds, 1e-9),
-            "versions": library_versions()})
-        trained = True
-        log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s on %s (teacher: %s)", total,
-                 len(train_sets), seconds, device, teacher.name)
-    net.eval()
 
-    test_maxima: dict[str, float] = {}
-    scored = [v for v in videos if v.name in test_names]
-    for v in tqdm(scored, desc="ssmtl score", unit="video", disable=not config.progress, dynamic_ncols=True):
-        target = folder / f"{v.key}.npy"
-        split = "train" if v.name in train_names else "test"
-        if target.is_file() and (folder / f"{v.key}.json").is_file() and not trained and not config.force:
-            frame_scores = np.load(target)
-            refresh_sidecar(folder / f"{v.key}.json", labels[v.name], split)
-        else:
-            objects = video_objects(v.video, v.csv, objects_folder(config.objects), objects_key(v), v.frames, v.height,
-                                    v.width, config.objects, teacher)
-            normalised = standardise(_video_task_scores(net, objects, config, device), scales)
-            object_scores = (np.mean([normalised[t] for t in config.tasks], axis=0) if len(objects)
-                             else np.zeros(0))
-            frame_scores = smooth(frame_pooling(objects.frames, object_scores, v.frames, scales["floor"]),
-                                  config.sigma).astype(np.float32)
-            extras = {f"task_{t}": smooth(frame_pooling(objects.frames, normalised[t], v.frames,
-                                                        scales[t]["floor"]), config.sigma).astype(np.float32)
-                      for t in config.tasks}
-            save_npy_atomic(target, frame_scores)
-            save_npz_atomic(folder / f"{v.key}.extras.npz", extras)
-            _save_objects(folder / f"{v.key}.objects.csv", objects, object_scores, normalised, config.tasks)
-            save_json_atomic(folder / f"{v.key}.json", {
-                "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "label": labels[v.name], "split": split,
-                "method": "ssmtl", "level": "frame", "T": int(v.frames), "frames": int(v.frames), "fps": v.fps,
-                "width": v.width, "height": v.height, "source_video": str(v.video), "tracks": str(v.csv),
-                "objects": int(len(objects)), "extras": sorted(extras), "tasks": list(config.tasks),
-            })
-        if v.name in test_names and v.name not in train_names:
-            test_maxima[v.name] = float(frame_scores.max()) if frame_scores.size else 0.0
+        test_maxima: dict[str, float] = {}
+        scored = [v for v in videos if v.name in test_names]
+        for v in tqdm(scored, desc="ssmtl score", unit="video", disable=not config.progress, dynamic_ncols=True):
+            target = folder / f"{v.key}.npy"
+            split = "train" if v.name in train_names else "test"
+            if target.is_file() and (folder / f"{v.key}.json").is_file() and not trained and not config.force:
+                frame_scores = np.load(target)
+                refresh_sidecar(folder / f"{v.key}.json", labels[v.name], split)
+            else:
+                objects = video_objects(v.video, v.csv, objects_folder(config.objects), objects_key(v), v.frames,
+                                        v.height, v.width, config.objects, teacher)
+                normalised = standardise(_video_task_scores(net, objects, config, device), scales)
+                object_scores = (np.mean([normalised[t] for t in config.tasks], axis=0) if len(objects)
+                                 else np.zeros(0))
+                frame_scores = smooth(frame_pooling(objects.frames, object_scores, v.frames, scales["floor"]),
+                                      config.sigma).astype(np.float32)
+                extras = {f"task_{t}": smooth(frame_pooling(objects.frames, normalised[t], v.frames,
+                                                            scales[t]["floor"]), config.sigma).astype(np.float32)
+                          for t in config.tasks}
+                save_npy_atomic(target, frame_scores)
+                save_npz_atomic(folder / f"{v.key}.extras.npz", extras)
+                _save_objects(folder / f"{v.key}.objects.csv", objects, object_scores, normalised, config.tasks)
+                save_json_atomic(folder / f"{v.key}.json", {
+                    "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "label": labels[v.name], "split": split,
+                    "method": "ssmtl", "level": "frame", "T": int(v.frames), "frames": int(v.frames), "fps": v.fps,
+                    "width": v.width, "height": v.height, "source_video": str(v.video), "tracks": str(v.csv),
+                    "objects": int(len(objects)), "extras": sorted(extras), "tasks": list(config.tasks),
+                })
+            if v.name in test_names and v.name not in train_names:
+                test_maxima[v.name] = float(frame_scores.max()) if frame_scores.size else 0.0
+
     video_auc = None
     truth = [labels[n] for n in test_maxima]
     if len(set(truth)) == 2:
@@ -317,8 +336,16 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
 
 def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig,
            device: torch.device) -> list[dict[str, float]]:
+    """Adam on the joint loss; with ``lr_schedule="cosine"`` the rate decays to 0 along a half cosine over all steps
+    (the kept weights are then not one step of a full-rate walk); ``mirror`` mirrors a random half of each batch
+    left-right."""
+    if sum(s.crops.nbytes for s in sets) <= IN_MEMORY_BYTES:  # random batches from RAM, not from the memory map
+        sets = [dataclasses.replace(s, crops=np.asarray(s.crops).copy()) for s in sets]
     pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    steps_total = config.epochs * len(_batches(len(pairs), config.batch_size))
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps_total, 1))
+                 if config.lr_schedule == "cosine" else None)
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     history = []
@@ -331,11 +358,16 @@ def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig,
         for part in _batches(len(order), config.batch_size):
             chosen = np.sort(order[part])  # sorted reads are friendlier to the memory-mapped crops
             windows, probs, teacher = _gather(sets, pairs[chosen], device)
+            if config.mirror:
+                mirrored = (torch.rand(len(chosen), generator=generator) < 0.5).to(device)
+                windows = torch.where(mirrored.view(-1, 1, 1, 1, 1), windows.flip(4), windows)
             loss, parts = training_loss(net, windows, probs, teacher, config.tasks, config.objects.half_window,
                                         config.objects.max_step, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             for name, value in {"loss": float(loss.detach()), **parts}.items():
                 sums[name] = sums.get(name, 0.0) + value
             steps += 1
@@ -352,7 +384,7 @@ def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig, device
     rng = np.random.default_rng(config.seed)
     pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
     pairs = pairs[np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))]
-    raw = _task_scores(net, (_gather(sets, pairs[part], device) for part in _batches(len(pairs), 128)), config)
+    raw = object_task_scores(net, (_gather(sets, pairs[part], device) for part in _batches(len(pairs), 128)), config)
     scales: dict[str, Any] = {t: {"mean": float(np.mean(v)), "std": max(float(np.std(v)), 1e-6)} for t, v in raw.items()}
     normalised = standardise(raw, scales)
     for t, values in normalised.items():
@@ -365,22 +397,9 @@ def _save_objects(path: Path, objects: VideoObjects, scores: np.ndarray, per_tas
                   tasks: tuple[str, ...]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["frame", "track_id", "x1", "y1", "x2", "y2", "score", *tasks])
+    writer.writerow(object_scores_header(tasks))
     for i in range(len(objects)):
         writer.writerow([int(objects.frames[i]), int(objects.tracks[i])]
                         + [f"{v:.2f}" for v in objects.boxes[i]] + [f"{scores[i]:.5f}"]
                         + [f"{per_task[t][i]:.5f}" for t in tasks])
     write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
-
-
-def read_objects(path: Path) -> tuple[list[str], np.ndarray]:
-    """An ``<key>.objects.csv`` as (column names, ``(N, columns)`` float array)."""
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().strip().split(",")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
-    return header, table.reshape(-1, len(header))
-

@@ -1,0 +1,56 @@
+"""Each CLI default equals its config dataclass's default: the dataclass is the single source, and this test fails
+the moment an argparse literal drifts from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+import pytest
+
+from vad_pipeline.cli import build_parser
+from vad_pipeline.detectors.tracks import TrackConfig
+from vad_pipeline.extractors.extract import ExtractConfig
+from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig
+
+
+def _parsed(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def _default(config: Any, field: str) -> Any:
+    return {f.name: f for f in dataclasses.fields(config)}[field].default
+
+
+EXTRACT = [  # (option's dest, config class, field)
+    ("backbone", ExtractConfig, "backbone"), ("weights", ExtractConfig, "weights"), ("crops", ExtractConfig, "crops"),
+    ("device", ExtractConfig, "device"), ("batch_size", ExtractConfig, "batch_size"), ("tail", ExtractConfig, "tail"),
+    ("decoder", ExtractConfig, "decoder"), ("threads", ExtractConfig, "threads"),
+    ("precision", ExtractConfig, "precision"), ("objects", TrackConfig, "objects"),
+    ("detector", TrackConfig, "detector"), ("conf", TrackConfig, "conf"), ("imgsz", TrackConfig, "imgsz"),
+    ("frame_stride", TrackConfig, "frame_stride"),
+]
+SSMTL = [
+    ("variant", SSMTLConfig, "variant"), ("train_stride", SSMTLConfig, "train_stride"),
+    ("sigma", SSMTLConfig, "sigma"), ("device", SSMTLConfig, "device"), ("mirror", SSMTLConfig, "mirror"),
+    ("teacher_weights", SSMTLConfig, "teacher_weights"), ("crop_size", ObjectConfig, "size"),
+    ("half_window", ObjectConfig, "half_window"), ("max_step", ObjectConfig, "max_step"),
+]
+
+
+@pytest.mark.parametrize("dest,config,field", EXTRACT, ids=[e[0] for e in EXTRACT])
+def test_extract_defaults_come_from_the_configs(dest: str, config: Any, field: str) -> None:
+    assert getattr(_parsed("extract", "videos/"), dest) == _default(config, field)
+
+
+@pytest.mark.parametrize("dest,config,field", SSMTL, ids=[e[0] for e in SSMTL])
+def test_ssmtl_defaults_come_from_the_configs(dest: str, config: Any, field: str) -> None:
+    assert getattr(_parsed("score", "--method", "ssmtl"), dest) == _default(config, field)
+
+
+def test_ssmtl_options_left_out_resolve_to_the_config() -> None:
+    """Options whose argparse default is None (epochs, lr, ...) end up as the config's own defaults."""
+    args = _parsed("score", "--method", "ssmtl")
+    assert tuple(args.tasks.split(",")) == SSMTLConfig().tasks
+    assert args.epochs is None and args.lr is None and args.lr_schedule is None

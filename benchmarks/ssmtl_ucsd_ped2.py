@@ -203,6 +203,9 @@ def print_table(record: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vad_pipeline.models.ssmtl import SSMTLConfig
+    from vad_pipeline.models.ssmtl.runner import LR_SCHEDULES
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ucsd-ped2")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "results" / "ped2-work")
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", action="store_true", help="also train each task alone")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=SSMTLConfig.lr_schedule)
     parser.add_argument("--mirror", action="store_true", help="mirrored motion is equally normal (see ssmtl)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ssmtl_ped2.json")
     args = parser.parse_args(argv)

@@ -193,7 +193,7 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
     checkpoint = folder / "model.pt"
 
     # concurrent runs of the same scoring take turns: the later ones find the model and scores done
-    with artifact_lock(folder / ".locks" / "run.lock"):
+    with artifact_lock(folder, "run"):
         trained = False
         history: list[dict[str, float]] = []
         if checkpoint.is_file() and not config.force:

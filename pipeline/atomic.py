@@ -134,11 +134,15 @@ def remove_stale_temporaries(folder: Path) -> int:
     return removed
 
 
+LOCKS_FOLDER = ".locks"
+
+
 @contextlib.contextmanager
-def artifact_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on the file ``path`` (created when missing) for the ``with`` block: the
-    processes that compute one artifact take turns, so the later ones find it done. Released when the block
-    ends or the process dies."""
+def artifact_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``<folder>/.locks/<name>.lock`` (created when missing) for the ``with``
+    block: the processes that compute one artifact of ``folder`` take turns, so the later ones find it done.
+    Released when the block ends or the process dies."""
+    path = Path(folder) / LOCKS_FOLDER / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -166,17 +166,12 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
     return plan
 
 
-def lock_path(folder: Path, video: VideoRef) -> Path:
-    """The lock file of ``video``'s artifact in a stage folder."""
-    return folder / ".locks" / f"{video.video_id}.lock"
-
-
 def run_video(stage: Stage, video: VideoRef, folder: Path, force: bool = False) -> VideoOutcome:
     """Run ``stage`` on one video under its artifact lock, turning a bad input into an error line (the same
     in-process and on a worker). Unless ``force``, an artifact another process finished meanwhile is reused."""
     started = time.perf_counter()
     try:
-        with artifact_lock(lock_path(folder, video)):
+        with artifact_lock(folder, video.video_id):
             detail = None if force else cached_detail(stage, video, folder)
             if detail is not None:
                 return VideoOutcome(video, detail=detail, output=stage.outputs(video, folder)[0], computed=False)

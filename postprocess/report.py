@@ -303,7 +303,6 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
 
 
-
 def over_seeds(values: list[float | None]) -> dict[str, Any] | None:
     """``{"mean", "std", "values"}`` of one metric over seeds (population std; missing values left out), or None."""
     present = [float(v) for v in values if v is not None]

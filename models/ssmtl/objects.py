@@ -83,7 +83,7 @@ def video_objects(video: Path, tracks_csv: Path, folder: Path, key: str, frames:
     cached = _cached(crops_path, meta_path)
     if cached is not None:
         return cached
-    with artifact_lock(folder / ".locks" / f"{key}.lock"):
+    with artifact_lock(folder, key):
         cached = _cached(crops_path, meta_path)  # another process may have cut it while this one waited
         if cached is not None:
             return cached

@@ -64,6 +64,7 @@ OBJECTS_VERSION = 3  # how object windows are cut (2: cache entries named by the
 
 
 IN_MEMORY_BYTES = 2 << 30  # training crops up to this size are read into memory once
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,8 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     """Train (or load) SSMTL and write frame scores for every tracked video; see the module docstring."""
     from vad_pipeline.frame_scores import smooth
 
-    if config.lr_schedule not in ("cosine", "constant"):
-        raise UserError(f"--lr-schedule {config.lr_schedule}: choose cosine or constant")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"--lr-schedule {config.lr_schedule}: choose one of {', '.join(LR_SCHEDULES)}")
     unknown = [t for t in config.tasks if t not in TASKS]
     if unknown or not config.tasks:
         raise UserError(f"--tasks: {','.join(unknown) or 'none'} is not a task; choose from {','.join(TASKS)}")
@@ -263,7 +264,7 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "model.pt"
     # concurrent runs of the same scoring take turns: the later ones find the model and scores done
-    with artifact_lock(folder / ".locks" / "run.lock"):
+    with artifact_lock(folder, "run"):
         trained, history, scales = False, [], {}
         if checkpoint.is_file() and (folder / "train.json").is_file() and not config.force:
             try:

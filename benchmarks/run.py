@@ -15,7 +15,9 @@ for the whole process (imports, model, warm-up included):
 - extract/pipeline: the ``features`` stage end to end (decode + resize + crop in a background thread, model,
   memory-mapped write, sidecar) on the 16x clip, after one short warm-up video; extract/bare-forward: the same
   backbone's forward alone on the identical preprocessed batches, the reference. frames/s = 16 x snippets / s.
-  In full mode both are measured twice, alternating, and the faster pass of each is kept.
+  extract/eager-fp32-forward: that forward as it was before the CPU speed-up (contiguous fp32, batch norms not
+  folded into the convolutions), the reference of that speed-up; extract/pipeline-bf16 (CPU): the stage with ``--precision bf16``.
+  In full mode all are measured twice, alternating, and the faster pass of each is kept.
 - tracks/pipeline: the ``tracks`` stage end to end (decode thread, detection with class probabilities, ByteTrack,
   CSV); tracks/bare-predict: ``YOLO.predict`` alone on the same decoded frames and image size, the reference.
   objects/s = detections / seconds. Quick mode: two alternating passes each, the faster kept.
@@ -153,13 +155,17 @@ def row_decode(video: str, decoder: str, gpu: bool = False, repeats: int = 7) ->
     return {"frames": frames, "seconds": best}
 
 
-def _feature_stage(tmp: Path, batch: int) -> Any:
+def _feature_stage(tmp: Path, batch: int, precision: str = "auto", eager: bool = False) -> Any:
+    """A prepared, warmed-up features stage; ``eager``: the plain forward (contiguous fp32, batch norms unfolded),
+    as it was before the CPU speed-up."""
     import numpy as np
 
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
     from vad_pipeline.workspace import Workspace
 
-    stage = FeatureStage(ExtractConfig(batch_size=batch, progress=False), Workspace(tmp))
+    stage = FeatureStage(ExtractConfig(batch_size=batch, precision=precision, progress=False), Workspace(tmp))
+    if eager:
+        stage.fast_forward = False
     stage.prepare()
     stage.forward(np.zeros((batch, 1, 16, 224, 224, 3), np.uint8))  # warm-up at the real batch shape
     return stage
@@ -190,7 +196,9 @@ class Best:
 
 def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4) -> dict[str, Any]:
     """scale/1x, 4x, 16x (the stage end to end, after one warm-up video), then extract/pipeline (= the 16x clip)
-    and extract/bare-forward alternated ``repeats`` times, best pass of each."""
+    and extract/bare-forward alternated ``repeats`` times, best pass of each; extract/eager-fp32-forward (the
+    forward as it was before the CPU speed-up, its reference) and, on the CPU,
+    extract/pipeline-bf16 (``--precision bf16``), each alternated with them."""
     import torch
 
     from vad_pipeline.decode import open_video
@@ -215,11 +223,13 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4
             reader.close()
             return batches
 
-        def bare(batches: list[Any]) -> int:
+        def bare(batches: list[Any], model: Any = stage) -> int:
             for clip in batches:
-                stage.forward(clip)
+                model.forward(clip)
             return 16 * sum(len(clip) for clip in batches)
 
+        eager = _feature_stage(Path(tmp), batch, precision="fp32", eager=True)
+        bf16 = _feature_stage(Path(tmp), batch, precision="bf16") if stage.device.type == "cpu" else None
         for attempt in range(repeats):
             if attempt:  # the first pipeline pass is the scale/16x one
                 pipeline(clips["16"], "extract/pipeline")
@@ -227,6 +237,12 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4
                 best.rows["extract/pipeline"] = dict(best.rows["scale/16x"], name="extract/pipeline")
             # preprocessed up front, outside the clock, and dropped before the next pipeline pass
             best.measure("extract/bare-forward", functools.partial(bare, preprocessed()), note=note)
+            best.measure("extract/eager-fp32-forward", functools.partial(bare, preprocessed(), eager),
+                         note=f"{note}, plain contiguous fp32 (before the speed-up)")
+            if bf16 is not None:
+                ref = workspace.video_ref(Path(clips["16"]))
+                best.measure("extract/pipeline-bf16", lambda: 16 * bf16.run(ref, Path(tmp) / f"bf16-{attempt}")["T"],
+                             note=f"{note}, --precision bf16")
     return best.result()
 
 
@@ -552,6 +568,10 @@ def main() -> None:
     ratios = {
         "decode pipeline / cv2.VideoCapture": _ratio(by_name, "decode/pipeline", "decode/cv2-bare"),
         "extract pipeline / bare forward": _ratio(by_name, "extract/pipeline", "extract/bare-forward"),
+        "extract pipeline / eager fp32 forward (before the speed-up)": _ratio(by_name, "extract/pipeline",
+                                                                               "extract/eager-fp32-forward"),
+        "extract pipeline bf16 / eager fp32 forward": _ratio(by_name, "extract/pipeline-bf16",
+                                                             "extract/eager-fp32-forward"),
         "tracks pipeline / bare predict": _ratio(by_name, "tracks/pipeline", "tracks/bare-predict"),
         "ray 1 actor / in-process (wall)": _ratio(by_name, "ray/1-worker", "ray/in-process"),
         "ray per-CPU actors / 1 actor (wall)": _ratio(by_name, "ray/per-cpu", "ray/1-worker"),

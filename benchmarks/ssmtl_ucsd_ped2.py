@@ -65,7 +65,7 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                  crop_size: int = 64, epochs: int = 10, train_stride: int = 1, variant: str = "shallow-narrow",
                  tasks: tuple[str, ...] = ("aot", "mi", "mbp", "kd"), ablation: bool = False,
                  seeds: tuple[int, ...] = (0,), detector: str | None = None, device: str = "auto",
-                 sigma: float = 3.0, lr_schedule: str = "constant", mirror: bool = False,
+                 sigma: float = 3.0, lr_schedule: str = "constant", mirror: bool = False, precision: str = "fp32",
                  progress: bool = True) -> dict[str, Any]:
     """Run the protocol end to end (cached in ``workdir``) and return the results record: coverage diagnostics,
     the two trivial baselines, SSMTL per seed (and per task alone with ``ablation``) with mean and spread."""
@@ -149,7 +149,8 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
             started = time.perf_counter()
             config = SSMTLConfig(tracks_tag=tracks_folder.name, labels=labels, variant=variant, tasks=chosen,
                                  objects=ObjectConfig(size=crop_size), train_stride=train_stride, epochs=epochs,
-                                 lr_schedule=lr_schedule, mirror=mirror, seed=seed, sigma=sigma, device=device,
+                                 lr_schedule=lr_schedule, mirror=mirror, precision=precision, seed=seed, sigma=sigma,
+                                 device=device,
                                  progress=progress)
             outcome = score_ssmtl(workspace, config)
             train = json.loads((outcome.folder / "train.json").read_text())
@@ -168,7 +169,8 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                   "test": sum(c.split == "test" for c in layout.clips)},
         "settings": {"objects": objects, "imgsz": imgsz or "auto", "conf": conf, "crop_size": crop_size,
                      "epochs": epochs, "train_stride": train_stride, "variant": variant, "tasks": list(tasks),
-                     "lr_schedule": lr_schedule, "mirror": mirror, "seeds": list(seeds), "sigma": sigma,
+                     "lr_schedule": lr_schedule, "mirror": mirror, "precision": precision, "seeds": list(seeds),
+                     "sigma": sigma,
                      "device": device},
         "coverage": {"overall": total.as_dict(), "per_clip": per_clip} if per_clip else None,
         "baselines": baselines, "results": results, "timings": timings,
@@ -204,6 +206,7 @@ def print_table(record: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from vad_pipeline.models.ssmtl import SSMTLConfig
+    from vad_pipeline.devices import PRECISIONS
     from vad_pipeline.models.ssmtl.runner import LR_SCHEDULES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=SSMTLConfig.lr_schedule)
     parser.add_argument("--mirror", action="store_true", help="mirrored motion is equally normal (see ssmtl)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=SSMTLConfig.precision,
+                        help="ssmtl training and scoring precision (bf16: mixed, on CPUs with bf16 and GPUs)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ssmtl_ped2.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     record = run_protocol(args.data, args.workdir, args.objects, args.imgsz, args.conf, args.crop_size, args.epochs,
                           args.train_stride, args.variant, tuple(args.tasks.split(",")), args.ablation,
                           tuple(int(s) for s in args.seeds.split(",")), args.detector, args.device,
-                          lr_schedule=args.lr_schedule, mirror=args.mirror)
+                          lr_schedule=args.lr_schedule, mirror=args.mirror, precision=args.precision)
     record["wall_s"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))

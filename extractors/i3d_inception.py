@@ -90,6 +90,10 @@ class MaxPool3dSame(nn.Module):
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if all(s == 1 and k % 2 == 1 for k, s in zip(self.kernel, self.stride)):
+            # stride 1, odd kernel: SAME is k // 2 on each side, which max_pool3d pads itself (implicitly -inf),
+            # without a padded copy of the input
+            return F.max_pool3d(x, self.kernel, self.stride, padding=tuple(k // 2 for k in self.kernel))
         return F.max_pool3d(_pad_same(x, self.kernel, self.stride, float("-inf")), self.kernel, self.stride)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.atomic import save_json_atomic, write_atomic
+from vad_pipeline.atomic import save_json_atomic, save_torch_atomic
 from vad_pipeline.errors import WeightsError
 from vad_pipeline.hashing import file_sha256
 from vad_pipeline.user_cache import cache_dir
@@ -204,7 +204,7 @@ def install_i3d(source: Path | None = None, force: bool = False) -> Path:
             "not DeepMind's Kinetics-400 RGB I3D"
         )
     state = convert_deepmind_i3d(load_numpy_pickle(data, str(source)))
-    write_atomic(target, lambda tmp_path: torch.save(state, tmp_path))
+    save_torch_atomic(target, state)
     save_json_atomic(
         target.with_suffix(".json"),
         {

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import artifact_lock, save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
+from vad_pipeline.atomic import (artifact_lock, prepare_folder, save_json_atomic, save_npy_atomic, save_npz_atomic,
+                                 save_torch_atomic)
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.schemas import SCORES_SCHEMA
@@ -189,7 +190,7 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
     }
     digest = config_hash(key_config)
     folder = workspace.root / "scores" / f"{method_cls.name}-{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_folder(folder)
     checkpoint = folder / "model.pt"
 
     # concurrent runs of the same scoring take turns: the later ones find the model and scores done
@@ -214,11 +215,15 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
             result = train_method(method, bags, bag_labels, schedule, seed=config.seed, progress=config.progress)
             seconds = time.perf_counter() - started
             history = result.epochs
-            write_atomic(checkpoint, lambda tmp: torch.save(method.state_dict(), tmp))
+            save_torch_atomic(checkpoint, method.state_dict())
             save_json_atomic(folder / "train.json", {"config": key_config, "history": history, "seconds": seconds,
                                                      "train_videos": sorted(train_names),
                                                      "versions": library_versions()})
             trained = True
+        manifest = workspace.manifest
+        features_keys = {v.name: [manifest.sha256_of(p)[:16] for p in v.files] for v in videos}
+        manifest.record_lineage("model", method_cls.name, digest, key_config, checkpoint,
+                                {"features": {n: features_keys[n] for n in sorted(train_names)}})
 
         scored = cached = 0
         test_scores: dict[str, float] = {}
@@ -230,9 +235,9 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
             split = "train" if video.name in train_names else "test"
             if video.name in train_names and video.name in test_names:
                 split = "train+test"
-            if target.is_file() and sidecar.is_file() and not config.force and not trained:
-                scores = np.load(target)
-                refresh_sidecar(sidecar, labels[video.name], split)
+            scores = (None if config.force or trained
+                      else cached_scores(target, sidecar, labels[video.name], split))
+            if scores is not None:
                 cached += 1
             else:
                 scores, extras, crops = _score_video(method, video)
@@ -244,8 +249,9 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
                     "split": split, "method": method_cls.name, "T": int(len(scores)), "crops": crops,
                     "features": [str(p) for p in video.files], "extras": sorted(extras), "source": video.source,
                 })
-                workspace.manifest.mark_done("scores", video.key, digest, key_config, target, None, library_versions(),
-                                             {"T": int(len(scores)), "method": method_cls.name})
+                manifest.record_lineage("scores", video.key, digest, key_config, target,
+                                        {"model": digest, "features": features_keys[video.name]},
+                                        T=int(len(scores)), method=method_cls.name)
                 scored += 1
             if video.name in test_names:
                 test_scores[video.name] = float(np.max(scores))
@@ -260,16 +266,24 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
     return ScoreSummary(folder, scored, cached, trained, video_auc, history)
 
 
-def refresh_sidecar(sidecar: Path, label: int, split: str) -> None:
-    """Keep a cached score sidecar's label and split in step with the current labels (they may change without
-    changing the scores: e.g. a corrected labels file for test videos)."""
+def cached_scores(target: Path, sidecar: Path, label: int, split: str) -> np.ndarray | None:
+    """A video's cached scores ``(T,)``, its sidecar's label and split kept in step with the current labels (they
+    may change without changing the scores: e.g. a corrected labels file); None when there are none, or when the
+    entry is corrupt (a truncated array, a broken sidecar, the two disagreeing: said once, then computed again)."""
+    if not (target.is_file() and sidecar.is_file()):
+        return None
     try:
+        scores = np.load(target, allow_pickle=False)
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
+        if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
+            raise ValueError("the sidecar does not match the scores")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: corrupt cache entry (%s); computing it again", target, exc)
+        return None
     if meta.get("label") != label or meta.get("split") != split:
         meta.update(label=label, split=split)
         save_json_atomic(sidecar, meta)
+    return scores
 
 
 def _training_bags(videos: list[VideoFeatures], labels: dict[str, int], segments: int) -> tuple[torch.Tensor, torch.Tensor]:

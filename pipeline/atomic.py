@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -86,6 +87,19 @@ def save_npz_atomic(target: Path, arrays: dict[str, np.ndarray], compressed: boo
     write_atomic(target, _write)
 
 
+def save_torch_atomic(target: Path, obj: Any) -> None:
+    """``torch.save(obj)`` at ``target`` atomically, the same bytes for the same object: serialised in memory
+    first, since ``torch.save`` to a path names the zip's inner folder after the file (here the temporary name,
+    which holds the process id)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(target, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
 def save_json_atomic(target: Path, payload: Any) -> None:
     """Save ``payload`` as pretty JSON at ``target`` atomically."""
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
@@ -132,6 +146,15 @@ def remove_stale_temporaries(folder: Path) -> int:
                 path.unlink()
                 removed += 1
     return removed
+
+
+def prepare_folder(folder: Path) -> Path:
+    """Create ``folder`` (and its parents) and remove the temporary files killed runs left in it; return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    swept = remove_stale_temporaries(folder)
+    if swept:
+        logging.getLogger(__name__).info("%s: removed %d partial file(s) left by an interrupted run", folder, swept)
+    return folder
 
 
 LOCKS_FOLDER = ".locks"

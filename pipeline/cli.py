@@ -49,8 +49,9 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
                              "mp4/avi/mov and decord for other containers; see README 'Decoding')")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: one per physical core)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",
-                        help="backbone precision: auto = fp16 on CUDA, fp32 on CPU")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                        help="backbone precision: auto = fp16 on CUDA, fp32 on CPU; bf16 = mixed precision (CPUs "
+                             "with bf16, GPUs); fp16 = CUDA only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="shallow-narrow (default), shallow-wide, deep-narrow or deep-wide")
     ssmtl.add_argument("--tasks", default="aot,mi,mbp,kd",
                        help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd "
-                            "(knowledge distillation); default all four")
+                            "(knowledge distillation), default all four; and knn (distance to the nearest normal "
+                            "training objects' appearance)")
     ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
     ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
     ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
@@ -144,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
     ssmtl.add_argument("--device", default="auto",
                        help="where ssmtl trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
+    ssmtl.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="ssmtl's training and scoring: fp32 (default), bf16 mixed precision (CPUs with bf16 "
+                            "and GPUs) or fp16 (CUDA)")
     _common(score)
     score.set_defaults(handler=_cmd_score)
 
@@ -270,8 +275,8 @@ def _cmd_score_ssmtl(args: argparse.Namespace) -> int:
         objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
         lr_schedule=args.lr_schedule or defaults.lr_schedule, mirror=args.mirror,
-        sigma=args.sigma, teacher_weights=args.teacher_weights, device=args.device, force=args.force,
-        progress=not args.quiet,
+        sigma=args.sigma, teacher_weights=args.teacher_weights, device=args.device,
+        precision=args.precision, force=args.force, progress=not args.quiet,
     )
     score_ssmtl(Workspace(args.workdir), config)
     return EXIT_OK

@@ -6,7 +6,12 @@ Tables (documented in README.md, "Workspace layout"):
 - ``file_hashes(path, size, mtime_ns, sha256)``: content hashes, reused while a file's size and mtime are unchanged.
 - ``videos(video_id, path, sha256, size, fps, frames, width, height, updated)``: one row per distinct video.
 - ``artifacts(stage, video_id, config_hash, config_json, status, path, error, started, finished, seconds,
-  versions_json, detail_json)``: ``status`` is ``running``, ``done`` or ``failed``.
+  versions_json, detail_json)``: ``status`` is ``running``, ``done`` or ``failed``. ``video_id`` is the video an
+  artifact belongs to, or the name of a whole-run artifact (a model: the method's name; the report: ``report``).
+  Lineage: ``detail_json["inputs"]`` maps each upstream artifact kind to the key (content hash or config hash) of
+  what the artifact was computed from: ``features`` / ``tracks`` <- ``video`` (the file's SHA-256);
+  ``ssmtl-objects`` <- ``tracks``; a ``model`` <- its training inputs (``features`` or ``objects`` per video);
+  ``scores`` <- ``model`` and the video's ``features`` or ``objects``; ``report`` <- the ``scores`` runs it read.
 
 The artifact files themselves are the source of truth for completeness (they are written atomically); the manifest
 is the index and the history. Several processes may write to it at once (WAL, busy timeout).
@@ -138,6 +143,14 @@ class Manifest:
                 time.time(), seconds, json.dumps(versions, sort_keys=True), json.dumps(detail, sort_keys=True),
             ),
         )
+
+    def record_lineage(self, stage: str, key: str, config_hash: str, config: dict[str, Any], path: Path,
+                       inputs: dict[str, Any], seconds: float | None = None, **detail: Any) -> None:
+        """``mark_done`` for an artifact with its upstream keys (``inputs``, see the module docstring)."""
+        from .versions import library_versions
+
+        self.mark_done(stage, key, config_hash, config, path, seconds, library_versions(),
+                       {**detail, "inputs": inputs})
 
     def mark_failed(self, stage: str, video_id: str, config_hash: str, config: dict[str, Any], error: str) -> None:
         self._execute(

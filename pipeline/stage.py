@@ -31,7 +31,7 @@ from typing import Any, Protocol, Sequence
 
 from tqdm.auto import tqdm
 
-from .atomic import artifact_lock, remove_stale_temporaries, save_json_atomic
+from .atomic import artifact_lock, prepare_folder, save_json_atomic
 from .errors import CacheError, UserError, disk_full, disk_full_error
 from .hashing import config_hash
 from .versions import library_versions
@@ -136,10 +136,7 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
     """Create the stage's folder, index what is already cached (recording it in the manifest if a killed run
     finished it unrecorded) and list the videos that still need work."""
     digest, folder, config = stage_folder(workspace, stage)
-    folder.mkdir(parents=True, exist_ok=True)
-    swept = remove_stale_temporaries(folder)
-    if swept:
-        log.info("%s: removed %d partial file(s) left by an interrupted run", folder, swept)
+    prepare_folder(folder)
     if not (folder / "config.json").is_file():
         save_json_atomic(folder / "config.json", {"stage": stage.name, "config_hash": digest, "config": config})
     manifest = workspace.manifest
@@ -158,7 +155,7 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
             record = manifest.artifact(stage.name, video.video_id, digest)
             if record is None or record.status != "done":  # finished on disk but killed before the manifest knew
                 manifest.mark_done(stage.name, video.video_id, digest, config, stage.outputs(video, folder)[0],
-                                   None, library_versions(), detail)
+                                   None, library_versions(), detail | {"inputs": {"video": video.sha256}})
             continue
         plan.pending.append(video)
     if plan.summary.cached:
@@ -230,7 +227,7 @@ def record_outcome(workspace: Workspace, plan: StagePlan, outcome: VideoOutcome)
         plan.summary.failed.append((video.path, message))
         return
     manifest.mark_done(plan.stage_name, video.video_id, plan.digest, plan.config, outcome.output, outcome.seconds,
-                       library_versions(), outcome.detail)
+                       library_versions(), outcome.detail | {"inputs": {"video": video.sha256}})
     meta = {key: outcome.detail.get(key) for key in ("fps", "frames", "width", "height")}
     manifest.record_video(video.video_id, video.path, video.sha256, video.size, **meta)
     (plan.summary.done if outcome.computed else plan.summary.cached).append(video.path)

@@ -23,12 +23,24 @@ def _folder_tags(workspace: Workspace) -> dict[tuple[str, str], str]:
     return tags
 
 
+# artifacts that belong to a whole run rather than to one video (``video_id`` holds their name)
+RUN_STAGES = ("model", "report")
+
+
 def workspace_status(workspace: Workspace) -> dict[str, Any]:
-    """A JSON-able summary: videos with their metadata and, per stage configuration, each artifact's status."""
+    """A JSON-able summary: videos with their metadata and, per stage configuration, each artifact's status;
+    ``artifacts``: every artifact of every stage (features, tracks, ssmtl-objects, model, scores, report) with its
+    key, path and upstream keys (``inputs``, see ``manifest.py``)."""
     manifest = workspace.manifest
     tags = _folder_tags(workspace)
     videos = {video["video_id"]: video | {"artifacts": {}} for video in manifest.videos()}
+    artifacts = []
     for record in manifest.artifacts():
+        artifacts.append({"stage": record.stage, "key": record.video_id, "config_hash": record.config_hash,
+                          "status": record.status, "path": record.path, "inputs": record.detail.get("inputs"),
+                          "seconds": record.seconds, "error": record.error})
+        if record.stage in RUN_STAGES or record.stage == "ssmtl-objects":
+            continue
         column = f"{record.stage}/{tags.get((record.stage, record.config_hash), record.config_hash)}"
         entry = videos.setdefault(record.video_id, {"video_id": record.video_id, "path": None, "artifacts": {}})
         entry["artifacts"][column] = {
@@ -37,7 +49,8 @@ def workspace_status(workspace: Workspace) -> dict[str, Any]:
             "error": record.error,
             "T": record.detail.get("T"),
         }
-    return {"workspace": str(workspace.root), "videos": sorted(videos.values(), key=lambda v: v["video_id"])}
+    return {"workspace": str(workspace.root), "videos": sorted(videos.values(), key=lambda v: v["video_id"]),
+            "artifacts": artifacts}
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -75,6 +88,12 @@ def format_status(status: dict[str, Any]) -> str:
         for column, artifact in video["artifacts"].items():
             if artifact["status"] == "failed" and artifact.get("error"):
                 lines.append(f"failed {column}: {artifact['error']}")
+    runs = [a for a in status.get("artifacts", []) if a["stage"] in RUN_STAGES]
+    for artifact in runs:
+        upstream = ", ".join(f"{kind} {len(v) if isinstance(v, dict) else v}" + (" inputs" if isinstance(v, dict) else "")
+                             for kind, v in (artifact["inputs"] or {}).items())
+        lines.append(f"{artifact['stage']} {artifact['key']} {artifact['config_hash'][:12]}: {artifact['status']}"
+                     + (f" <- {upstream}" if upstream else ""))
     summary = "; ".join(
         f"{column}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         for column, states in counts.items()

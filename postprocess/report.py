@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from vad_pipeline import __version__
-from vad_pipeline.atomic import save_json_atomic, write_atomic
+from vad_pipeline.atomic import prepare_folder, save_json_atomic, write_atomic
 from vad_pipeline.decode import VIDEO_EXTENSIONS
+from vad_pipeline.hashing import config_hash
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
@@ -97,7 +98,7 @@ def _img(png: bytes | None, alt: str) -> str:
 def write_report(workspace: Workspace, config: ReportConfig) -> ReportSummary:
     """Evaluate every run of the workspace and write the report (see the module docstring)."""
     out = Path(config.out) if config.out else workspace.root / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_folder(out)
     results, truth = evaluate(workspace.root, list(config.gt), config.evaluation, config.runs)
     document = _metrics_document(results, truth, config)
     save_json_atomic(out / "metrics.json", document)
@@ -105,6 +106,11 @@ def write_report(workspace: Workspace, config: ReportConfig) -> ReportSummary:
     _write_proposals(out / "proposals", results, config.evaluation)
     page = _html(workspace, results, truth, config, document)
     write_atomic(out / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    report_config = {"evaluation": asdict(config.evaluation), "gt": [str(p) for p in config.gt], "out": str(out)}
+    workspace.manifest.record_lineage(
+        "report", "report", config_hash(report_config), report_config, out / "index.html",
+        {"scores": {r.run.label: r.run.folder.name.rsplit("-", 1)[-1] for r in results},
+         "ground_truth": {str(p): workspace.manifest.sha256_of(p)[:16] for p in config.gt if Path(p).is_file()}})
     for result in results:
         frame = result.metrics.get("frame") or {}
         log.info("report: %-6s frame AUC %s  AP %s  video AUC %s", result.run.label, _fmt(frame.get("auc")),

@@ -47,3 +47,14 @@ def empty_weights_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     for name in ("VAD_I3D_WEIGHTS", "VAD_I3D_R50_WEIGHTS"):
         monkeypatch.delenv(name, raising=False)
     return cache
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A stage run in-process with ``threads`` sets torch's thread count for the whole process: give it back, so
+    that no test runs on what an earlier one left (slower, and float reductions in another order)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -34,6 +34,7 @@ EXTRACT = [  # (option's dest, config class, field)
 SSMTL = [
     ("variant", SSMTLConfig, "variant"), ("train_stride", SSMTLConfig, "train_stride"),
     ("sigma", SSMTLConfig, "sigma"), ("device", SSMTLConfig, "device"), ("mirror", SSMTLConfig, "mirror"),
+    ("precision", SSMTLConfig, "precision"),
     ("teacher_weights", SSMTLConfig, "teacher_weights"), ("crop_size", ObjectConfig, "size"),
     ("half_window", ObjectConfig, "half_window"), ("max_step", ObjectConfig, "max_step"),
 ]
@@ -54,3 +55,20 @@ def test_ssmtl_options_left_out_resolve_to_the_config() -> None:
     args = _parsed("score", "--method", "ssmtl")
     assert tuple(args.tasks.split(",")) == SSMTLConfig().tasks
     assert args.epochs is None and args.lr is None and args.lr_schedule is None
+
+
+def _choices(subcommand: list[str], dest: str) -> tuple:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[subcommand[0]]
+    return tuple(next(a for a in sub._actions if a.dest == dest).choices)
+
+
+def test_cli_choices_come_from_the_code() -> None:
+    """Option choices written in the parser (it imports no models) equal the lists the code accepts."""
+    from vad_pipeline.devices import PRECISIONS
+    from vad_pipeline.extractors.extract import PRECISIONS as EXTRACT_PRECISIONS
+    from vad_pipeline.models.ssmtl.runner import LR_SCHEDULES
+
+    assert _choices(["score"], "lr_schedule") == LR_SCHEDULES
+    assert _choices(["score"], "precision") == PRECISIONS
+    assert _choices(["extract"], "precision") == EXTRACT_PRECISIONS

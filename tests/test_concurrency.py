@@ -105,17 +105,28 @@ def test_concurrent_extracts_compute_each_artifact_once(tmp_path: Path, videos_a
 
 
 @pytest.mark.slow
-def test_concurrent_scoring_trains_once(tmp_path: Path, videos_and_reference) -> None:
+@pytest.mark.parametrize("processes", [2, 4])
+def test_concurrent_scoring_trains_once(tmp_path: Path, videos_and_reference, processes: int) -> None:
+    """``processes`` ``score`` runs at once on one workdir: all exit 0, the model is trained once, and the scores
+    equal those of one ``score`` run alone."""
     import shutil
 
+    import numpy as np
+
     folder, alone, videos = videos_and_reference
-    workdir = tmp_path / "work"
-    shutil.copytree(alone, workdir)  # the features, extracted once
-    score = ["score", "--method", "mil", "--workdir", str(workdir), "--labels", str(folder.parent / "labels.csv"),
-             "--epochs", "5"]
-    runs = _start_together([_cli(*score) for _ in range(3)])
-    assert [r.returncode for r in runs] == [0, 0, 0], "\n".join(r.stderr[-1500:] for r in runs)
+    score = ["score", "--method", "mil", "--labels", str(folder.parent / "labels.csv"), "--epochs", "5"]
+    solo, workdir = tmp_path / "solo", tmp_path / "work"
+    shutil.copytree(alone, solo)  # the features, extracted once
+    shutil.copytree(alone, workdir)
+    assert _start_together([_cli(*score, "--workdir", str(solo))])[0].returncode == 0
+    runs = _start_together([_cli(*score, "--workdir", str(workdir)) for _ in range(processes)])
+    assert [r.returncode for r in runs] == [0] * processes, "\n".join(r.stderr[-1500:] for r in runs)
     trained = sum("score: training mil" in r.stderr for r in runs)
     assert trained == 1, f"the model was trained {trained} times"
     runs_written = list((workdir / "scores").glob("mil-*"))
     assert len(runs_written) == 1 and len(list(runs_written[0].glob("*.npy"))) == videos
+    (expected,) = list((solo / "scores").glob("mil-*"))
+    assert expected.name == runs_written[0].name
+    for path in expected.glob("*.npy"):
+        assert np.array_equal(np.load(path), np.load(runs_written[0] / path.name)), path.name
+    assert (expected / "model.pt").read_bytes() == (runs_written[0] / "model.pt").read_bytes()

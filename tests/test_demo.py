@@ -29,6 +29,7 @@ def test_demo_generates_ground_truth_and_features(tmp_path: Path, i3d_weights: P
     assert main(["status", "--workdir", str(workdir)]) == 0
     out = capsys.readouterr().out
     assert "4 done" in out
+    _check_lineage(workdir, capsys)
 
     # the demo ends with a report whose metrics equal scikit-learn on the same arrays
     import json
@@ -59,3 +60,41 @@ def test_demo_generates_ground_truth_and_features(tmp_path: Path, i3d_weights: P
             all_scores.append(scores)
         expected = roc_auc_score(np.concatenate(all_labels), np.concatenate(all_scores))
         assert entry["metrics"]["frame"]["auc"] == pytest.approx(expected, abs=1e-12)
+
+
+def _check_lineage(workdir: Path, capsys) -> None:
+    """``status --json`` lists every stage's artifacts, and each names the keys of what it was computed from: the
+    links resolve to artifacts that exist (video -> features / tracks -> objects / features -> models -> scores ->
+    report)."""
+    import json
+
+    from vad_pipeline.hashing import file_sha256
+
+    assert main(["status", "--workdir", str(workdir), "--json"]) == 0
+    artifacts = json.loads(capsys.readouterr().out)["artifacts"]
+    by_stage: dict[str, list[dict]] = {}
+    for artifact in artifacts:
+        assert artifact["status"] == "done" and artifact["inputs"], artifact
+        by_stage.setdefault(artifact["stage"], []).append(artifact)
+    assert set(by_stage) == {"features", "tracks", "ssmtl-objects", "model", "scores", "report"}
+    videos = {Path(a["path"]).name: a for a in by_stage["features"]}
+    assert len(videos) == 4
+    for artifact in by_stage["features"] + by_stage["tracks"]:
+        assert len(artifact["inputs"]["video"]) == 64  # the video file's SHA-256
+    feature_hashes = {file_sha256(Path(a["path"]))[:16] for a in by_stage["features"]}
+    # the demo's SSMTL reads the generated videos' oracle tracks: the files its score sidecars name
+    ssmtl_sidecars = [json.loads(p.read_text()) for p in (workdir / "scores").glob("ssmtl-*/*.json")
+                      if p.name not in ("train.json", "summary.json")]
+    tracks_hashes = {file_sha256(Path(meta["tracks"]))[:16] for meta in ssmtl_sidecars}
+    objects = {a["key"]: a for a in by_stage["ssmtl-objects"]}
+    assert {a["inputs"]["tracks"] for a in objects.values()} <= tracks_hashes | {
+        file_sha256(p)[:16] for p in Path(ssmtl_sidecars[0]["tracks"]).parent.glob("*.csv")}
+    models = {a["key"]: a for a in by_stage["model"]}
+    assert set(models) == {"mil", "align", "ddl", "xel", "ssmtl"}
+    assert set(models["ssmtl"]["inputs"]["objects"].values()) <= set(objects)
+    for name in ("mil", "align", "ddl", "xel"):
+        assert {h for hashes in models[name]["inputs"]["features"].values() for h in hashes} <= feature_hashes
+    model_keys = {a["config_hash"] for a in models.values()}
+    assert {a["inputs"]["model"] for a in by_stage["scores"]} == model_keys
+    (report,) = by_stage["report"]
+    assert set(report["inputs"]["scores"].values()) == model_keys

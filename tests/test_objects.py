@@ -169,3 +169,20 @@ def test_ssmtl_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
         scores[device] = np.concatenate([np.load(p) for p in sorted(summary.folder.glob("*.npy"))])
     cpu, cuda = scores["cpu"], scores["cuda"]
     assert np.abs(cpu - cuda).max() <= 1e-3 * max(1.0, np.abs(cpu).max())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (CI has none)")
+def test_ssmtl_fp16_scoring_on_cuda_follows_fp32_on_the_cpu() -> None:
+    """The same network scores objects in fp16 on CUDA and fp32 on the CPU: cosine >= 0.999 per task."""
+    from vad_pipeline.models.ssmtl import SSMTLConfig
+    from vad_pipeline.models.ssmtl.network import SSMTLNet
+    from vad_pipeline.models.ssmtl.runner import object_task_scores
+
+    torch.manual_seed(0)
+    net = SSMTLNet("shallow-narrow", 3, teacher_classes=2, teacher_features=8).eval()
+    batch = (torch.rand(32, 3, 13, 32, 32), torch.rand(32, 2), torch.rand(32, 8))
+    cpu = object_task_scores(net, iter([batch]), SSMTLConfig())
+    cuda = object_task_scores(net.cuda(), iter([tuple(t.cuda() for t in batch)]), SSMTLConfig(precision="fp16"))
+    for task, values in cpu.items():
+        cosine = float(values @ cuda[task] / (np.linalg.norm(values) * np.linalg.norm(cuda[task])))
+        assert cosine >= 0.999, (task, cosine)

@@ -50,8 +50,9 @@ def test_ssmtl_learns_and_separates_anomalies(trained) -> None:
     assert metrics["frame"]["auc"] >= 0.85, metrics["frame"]
     assert metrics["frame"]["macro_auc"] >= 0.85
     assert set(metrics["tasks"]) == {"aot", "mi", "mbp", "kd"}
-    # each task's score alone ranks the generated anomalies well above chance (measured: 0.79 kd .. 1.00 aot)
-    assert all(v["auc"] >= 0.7 for v in metrics["tasks"].values()), metrics["tasks"]
+    # each task's score alone ranks the generated anomalies well above chance (measured: 0.75 mbp, 0.78 kd, 0.85 mi,
+    # 0.99 aot)
+    assert all(v["auc"] >= 0.7 for v in metrics["tasks"].values()), {k: v["auc"] for k, v in metrics["tasks"].items()}
     assert metrics["region"]["rbdc"] > 0.5 and metrics["region"]["tbdc"] > 0.5
     assert metrics["region"]["videos"] == 6
     page = (out / "index.html").read_text()
@@ -169,3 +170,82 @@ def test_changed_tracks_are_cut_again(trained, tmp_path: Path) -> None:
     second = score_ssmtl(Workspace(tmp_path / "work"), config)
     again = json.loads((second.folder / sidecar.name).read_text())
     assert again["objects"] == (len(lines) - 1) // 2 < meta["objects"]
+
+
+def test_bf16_scores_follow_fp32() -> None:
+    """Mixed-precision scoring (``precision="bf16"``) follows fp32: each task's scores within 2 % of the largest
+    magnitude and correlated >= 0.98 with the fp32 ones, on an untrained network whose motion logits spread by only
+    0.002 (bf16 keeps 8 bits of mantissa: measured 0.986 aot, 0.987 mi, 1.000 mbp and kd)."""
+    from vad_pipeline.models.ssmtl.runner import object_task_scores
+
+    torch.manual_seed(0)
+    net = SSMTLNet("shallow-narrow", 3, teacher_classes=2, teacher_features=8).eval()
+    windows = torch.rand(48, 3, 13, 32, 32)
+    windows[:24] = windows[:24].roll(1, dims=3)  # some objects move, some do not: scores spread out
+    probs, teacher = torch.rand(48, 2), torch.rand(48, 8)
+    fp32 = object_task_scores(net, iter([(windows, probs, teacher)]), SSMTLConfig())
+    bf16 = object_task_scores(net, iter([(windows, probs, teacher)]), SSMTLConfig(precision="bf16"))
+    for task in SSMTLConfig().tasks:
+        assert bf16[task].dtype == np.float32
+        assert np.abs(fp32[task] - bf16[task]).max() <= 0.02 * max(1.0, np.abs(fp32[task]).max()), task
+        assert np.corrcoef(fp32[task], bf16[task])[0, 1] >= 0.98, task
+    assert not all(np.array_equal(fp32[t], bf16[t]) for t in fp32)  # autocast really ran in bf16
+
+
+def test_fp16_on_the_cpu_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    videos = generate_object_dataset(tmp_path / "data", train=1, test_per_anomaly=1, frames=24, seed=0)
+    assert videos
+    code = main(["score", "--method", "ssmtl", "--workdir", str(tmp_path / "work"), "--tracks",
+                 str(tmp_path / "data" / "tracks"), "--labels", str(tmp_path / "data" / "labels.csv"),
+                 "--device", "cpu", "--precision", "fp16", "-q"])
+    assert code == 2
+    assert "--precision fp16 needs a CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bf16_training_learns(tmp_path: Path) -> None:
+    """Training under bf16 autocast lowers every task's loss and is recorded in the model's key and train.json."""
+    generate_object_dataset(tmp_path / "data", train=3, test_per_anomaly=1, frames=48, seed=0)
+    summary = score_ssmtl(Workspace(tmp_path / "work"), SSMTLConfig(
+        tracks=tmp_path / "data" / "tracks", labels=tmp_path / "data" / "labels.csv", objects=ObjectConfig(size=32),
+        epochs=3, device="cpu", precision="bf16", progress=False))
+    record = json.loads((summary.folder / "train.json").read_text())
+    assert record["config"]["precision"] == "bf16"
+    first, last = record["history"][0], record["history"][-1]
+    for task in ("loss", "aot", "mi", "mbp", "kd"):
+        assert last[task] < first[task], f"{task}: {first[task]:.4f} -> {last[task]:.4f}"
+    assert all(np.isfinite(np.load(p)).all() for p in summary.folder.glob("*.npy"))
+
+
+def test_appearance_memory_leaves_out_the_own_video() -> None:
+    from vad_pipeline.models.ssmtl.memory import AppearanceMemory
+
+    unit = np.eye(4, dtype=np.float32)
+    memory = AppearanceMemory([unit[:2], unit[2:]], torch.device("cpu"), k=1)
+    queries = torch.from_numpy(unit[[0, 2]])
+    np.testing.assert_allclose(memory.distances(queries).numpy(), [0.0, 0.0])  # each finds itself
+    # left out of their own video, they are orthogonal to everything the other video holds
+    np.testing.assert_allclose(memory.distances(queries, torch.tensor([0, 1])).numpy(), [1.0, 1.0])
+    between = torch.from_numpy(np.array([[0.6, 0.8, 0.0, 0.0]], np.float32))
+    assert memory.distances(between).item() == pytest.approx(1 - 0.8)
+
+
+@pytest.mark.slow
+def test_knn_task_finds_an_object_never_seen_in_training(tmp_path: Path) -> None:
+    """``--tasks knn`` alone (no network training): in the frames of the generated cart, an appearance never seen
+    in training, the top object scores above the 95th percentile of the objects outside them."""
+    from vad_pipeline.schemas import read_object_scores
+
+    videos = generate_object_dataset(tmp_path / "data", train=3, test_per_anomaly=1, frames=48, seed=0)
+    summary = score_ssmtl(Workspace(tmp_path / "work"), SSMTLConfig(
+        tracks=tmp_path / "data" / "tracks", labels=tmp_path / "data" / "labels.csv", objects=ObjectConfig(size=32),
+        tasks=("knn",), device="cpu", progress=False))
+    record = json.loads((summary.folder / "train.json").read_text())
+    assert record["history"] == [] and record["scales"]["knn"]["std"] > 0
+    cart = next(v for v in videos if v.anomaly == "appearance")
+    header, table = read_object_scores(summary.folder / f"{cart.path.stem}.objects.csv")
+    frames, scores = table[:, 0].astype(int), table[:, header.index("knn")]
+    inside = (frames >= cart.interval[0]) & (frames < cart.interval[1])
+    by_frame = {f: scores[frames == f] for f in np.unique(frames[inside])}
+    # in every anomalous frame the highest-scoring object is far above the normal walkers' typical score
+    assert np.median([v.max() for v in by_frame.values()]) > np.percentile(scores[~inside], 95)

@@ -2,7 +2,8 @@
 
 Tasks (``--tasks``, any subset): ``aot`` arrow of time (is the sequence played backwards?), ``mi`` motion
 irregularity (are frames skipped?), ``mbp`` middle box prediction (reconstruct the middle crop from the others),
-``kd`` knowledge distillation (predict the detector's class scores and the teacher's appearance feature).
+``kd`` knowledge distillation (predict the detector's class scores and the teacher's appearance feature); and
+``knn``, no network task: the appearance memory of the normal training objects (``memory.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch.nn.functional as F
 
 from .network import SSMTLNet, middle_box_error
 
-TASKS = ("aot", "mi", "mbp", "kd")
+TASKS = ("aot", "mi", "mbp", "kd")  # the paper's four, trained jointly by the network (the default)
+TASK_CHOICES = TASKS + ("knn",)
 
 
 def to_tensor(windows: torch.Tensor | object) -> torch.Tensor:

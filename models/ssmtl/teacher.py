@@ -90,8 +90,12 @@ def resnet_teacher(path: Path, input_size: int = 112) -> Teacher:
     return Teacher(f"resnet ({path.name})", f"resnet:{_file_digest(path)}", dim, features)
 
 
-def detector_teacher(detector_path: Path, input_size: int = 64) -> Teacher:
-    """The detector's backbone as teacher (see the module docstring)."""
+def detector_teacher(detector_path: Path, input_size: int = 128) -> Teacher:
+    """The detector's backbone as teacher (see the module docstring): the crop, resized to ``input_size``, through
+    the layers before the neck; the feature is the concatenation of the L2-normalised global-average-pooled outputs
+    the neck reads (YOLOv8: the strides 8, 16 and 32 stages, P3 / P4 / P5), L2-normalised. On UCSD Ped2 the
+    appearance memory (``knn``) of these features reaches 0.784 frame micro AUC alone, the last stage alone at
+    64 px 0.705."""
     from vad_pipeline.detectors.yolo import load_detector
 
     yolo = load_detector(Path(detector_path))
@@ -101,17 +105,26 @@ def detector_teacher(detector_path: Path, input_size: int = 64) -> Teacher:
         if getattr(layer, "f", -1) != -1 or isinstance(layer, nn.Upsample):  # the neck starts here
             break
         backbone.append(layer)
+    read_by_neck = {i for layer in layers[len(backbone):] for i in np.atleast_1d(getattr(layer, "f", -1)).tolist()
+                    if 0 <= i < len(backbone)}
+    taps = sorted(read_by_neck | {len(backbone) - 1})
     trunk = nn.Sequential(*backbone).float().eval()
 
     @torch.inference_mode()
     def features(crops: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
         x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
-        return F.normalize(trunk(x).mean(dim=(2, 3)), dim=1).numpy()
+        pooled = []
+        for index, layer in enumerate(trunk):
+            x = layer(x)
+            if index in taps:
+                pooled.append(F.normalize(x.mean(dim=(2, 3)), dim=1))
+        return F.normalize(torch.cat(pooled, dim=1), dim=1).numpy()
 
     dim = int(features(np.zeros((1, 32, 32, 3), np.uint8)).shape[1])
-    return Teacher(f"detector backbone ({Path(detector_path).name}, {len(backbone)} layers)",
-                   f"detector:{_file_digest(Path(detector_path))}:{len(backbone)}", dim, features)
+    stages = "+".join(str(t) for t in taps)
+    return Teacher(f"detector backbone ({Path(detector_path).name}, layers {stages} pooled at {input_size} px)",
+                   f"detector:{_file_digest(Path(detector_path))}:{stages}@{input_size}", dim, features)
 
 
 def choose_teacher(teacher_weights: Path | None, detector_path: Path | None) -> Teacher:

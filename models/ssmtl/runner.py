@@ -95,7 +95,7 @@ class SSMTLConfig:
     sigma: float = 3.0
     teacher_weights: Path | None = None
     device: str = "auto"  # auto, cpu, cuda or cuda:N
-    # fp32, or mixed precision: bf16 (1.3x faster training steps on a 2-core AVX-512 BF16 CPU) or fp16 (CUDA only)
+    # fp32, or mixed precision: bf16 (1.5x faster epochs on a 2-core AVX-512 BF16 CPU: Ped2 58 s -> 38 s) or fp16 (CUDA)
     precision: str = "fp32"
     force: bool = False
     progress: bool = True

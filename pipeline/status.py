@@ -92,7 +92,8 @@ def format_status(status: dict[str, Any]) -> str:
     for artifact in runs:
         upstream = ", ".join(f"{kind} {len(v) if isinstance(v, dict) else v}" + (" inputs" if isinstance(v, dict) else "")
                              for kind, v in (artifact["inputs"] or {}).items())
-        lines.append(f"{artifact['stage']} {artifact['key']} {artifact['config_hash'][:12]}: {artifact['status']}"
+        name = artifact["stage"] if artifact["key"] == artifact["stage"] else f"{artifact['stage']} {artifact['key']}"
+        lines.append(f"{name} {artifact['config_hash'][:12]}: {artifact['status']}"
                      + (f" <- {upstream}" if upstream else ""))
     summary = "; ".join(
         f"{column}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))

@@ -251,7 +251,7 @@ def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
                 })
                 manifest.record_lineage("scores", video.key, digest, key_config, target,
                                         {"model": digest, "features": features_keys[video.name]},
-                                        T=int(len(scores)), method=method_cls.name)
+                                        detail={"T": int(len(scores)), "method": method_cls.name})
                 scored += 1
             if video.name in test_names:
                 test_scores[video.name] = float(np.max(scores))

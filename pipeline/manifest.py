@@ -144,13 +144,14 @@ class Manifest:
             ),
         )
 
-    def record_lineage(self, stage: str, key: str, config_hash: str, config: dict[str, Any], path: Path,
-                       inputs: dict[str, Any], seconds: float | None = None, **detail: Any) -> None:
+    def record_lineage(self, stage: str, key: str, config_hash: str, config: dict[str, Any], path: Path | None,
+                       inputs: dict[str, Any], seconds: float | None = None,
+                       detail: dict[str, Any] | None = None) -> None:
         """``mark_done`` for an artifact with its upstream keys (``inputs``, see the module docstring)."""
         from .versions import library_versions
 
         self.mark_done(stage, key, config_hash, config, path, seconds, library_versions(),
-                       {**detail, "inputs": inputs})
+                       {**(detail or {}), "inputs": inputs})
 
     def mark_failed(self, stage: str, video_id: str, config_hash: str, config: dict[str, Any], error: str) -> None:
         self._execute(

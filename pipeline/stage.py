@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 from .atomic import artifact_lock, prepare_folder, save_json_atomic
 from .errors import CacheError, UserError, disk_full, disk_full_error
 from .hashing import config_hash
-from .versions import library_versions
 from .workspace import VideoRef, Workspace
 
 log = logging.getLogger(__name__)
@@ -154,8 +153,8 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
             plan.summary.cached.append(video.path)
             record = manifest.artifact(stage.name, video.video_id, digest)
             if record is None or record.status != "done":  # finished on disk but killed before the manifest knew
-                manifest.mark_done(stage.name, video.video_id, digest, config, stage.outputs(video, folder)[0],
-                                   None, library_versions(), detail | {"inputs": {"video": video.sha256}})
+                manifest.record_lineage(stage.name, video.video_id, digest, config, stage.outputs(video, folder)[0],
+                                        {"video": video.sha256}, detail=detail)
             continue
         plan.pending.append(video)
     if plan.summary.cached:
@@ -226,8 +225,8 @@ def record_outcome(workspace: Workspace, plan: StagePlan, outcome: VideoOutcome)
         manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config, message)
         plan.summary.failed.append((video.path, message))
         return
-    manifest.mark_done(plan.stage_name, video.video_id, plan.digest, plan.config, outcome.output, outcome.seconds,
-                       library_versions(), outcome.detail | {"inputs": {"video": video.sha256}})
+    manifest.record_lineage(plan.stage_name, video.video_id, plan.digest, plan.config, outcome.output,
+                            {"video": video.sha256}, outcome.seconds, outcome.detail)
     meta = {key: outcome.detail.get(key) for key in ("fps", "frames", "width", "height")}
     manifest.record_video(video.video_id, video.path, video.sha256, video.size, **meta)
     (plan.summary.done if outcome.computed else plan.summary.cached).append(video.path)

@@ -258,7 +258,7 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
         folder = objects_folder(object_config)
         workspace.manifest.record_lineage(
             "ssmtl-objects", objects_key(v), folder.name, {**objects_config, "objects": dataclasses.asdict(object_config)},
-            folder / f"{objects_key(v)}.crops.npy", {"tracks": tracks_identity[v.key]}, objects=count)
+            folder / f"{objects_key(v)}.crops.npy", {"tracks": tracks_identity[v.key]}, detail={"objects": count})
 
     by_name = {v.name: v for v in videos}
     train_sets: list[VideoObjects] = []
@@ -353,7 +353,8 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
                     "objects": int(len(objects)), "extras": sorted(extras), "tasks": list(config.tasks),
                 })
                 manifest.record_lineage("scores", v.key, digest, key_config, target,
-                                        {"model": digest, "objects": objects_key(v)}, T=int(v.frames), method="ssmtl")
+                                        {"model": digest, "objects": objects_key(v)},
+                                        detail={"T": int(v.frames), "method": "ssmtl"})
             if v.name in test_names and v.name not in train_names:
                 test_maxima[v.name] = float(frame_scores.max()) if frame_scores.size else 0.0
 

@@ -1,14 +1,18 @@
-"""``vad-pipeline score``: train a weakly supervised method on snippet features (cached checkpoint) and write
-per-video snippet scores.
+"""``vad-pipeline train`` and ``vad-pipeline score``: train a weakly supervised method on snippet features into a
+model bundle (cached), then apply it.
 
-Outputs in ``<workdir>/scores/<method>-<config hash>/`` (the hash covers the method, its options and schedule, the
-seed, the features' identity and the training split):
+``train`` writes ``<workdir>/models/<method>-<key>.pt`` (see :mod:`.bundle`); its key covers only what shapes the
+model (method, options, schedule, seed, the feature spec, the training videos' feature hashes and labels, the
+calibration videos and budget), so adding videos to score never retrains. The alarm threshold is calibrated on
+normal videos held out from training (``holdout``: a fraction of the normal training videos, or the ``val`` split of
+the labels file) at a false-alarm budget (``far``: the fraction of normal frames above it).
 
-- ``model.pt`` (state dict) and ``train.json`` (config, per-epoch losses, training videos, seconds);
-- per video ``<key>.npy``: float32 ``(T,)`` snippet scores in [0, 1] (10-crop features: the crops' mean);
-  ``<key>.extras.npz`` with the method's extra ``(T,)`` arrays (``attention``, ``tcam``) when it has them;
-  ``<key>.json`` sidecar (schema ``vad-pipeline/scores/1``: ``video``, ``key``, ``label``, ``split``, ``method``,
-  ``T``, ``crops``, ``features``, ``extras``, ``source``).
+``score`` (benchmarks) trains the bundle if needed, then runs the ``scores`` stage (:mod:`.apply`) on every video
+(train and test split), writing into ``<workdir>/scores/<method>-<hash>/`` besides the per-video artifacts:
+
+- ``labels.json``: per video key ``label`` and ``split`` (``train``, ``test``, ``train+test``);
+- ``train.json``: the bundle's metadata (``config`` = the training key's content, ``history``, ``seconds``,
+  ``train_videos``, ``bundle``, ``threshold``, ``calibration``, ``versions``);
 - ``summary.json``: video-level ROC-AUC of the test split (max snippet score), when both classes are present.
 
 Training bags: every (video, crop) of the training split, resampled to ``segments`` (32) mean-pooled segments,
@@ -18,38 +22,41 @@ as the public code trains on crops. Scoring: every snippet of every video, crops
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import (artifact_lock, prepare_folder, save_json_atomic, save_npy_atomic, save_npz_atomic,
-                                 save_torch_atomic)
+from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
 from vad_pipeline.errors import UserError
+from vad_pipeline.frame_scores import snippet_to_frames
 from vad_pipeline.hashing import config_hash
-from vad_pipeline.schemas import SCORES_SCHEMA
+from vad_pipeline.schemas import LABELS_FILE
+from vad_pipeline.stage import Executor, RunSummary, run_stage
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
+from .apply import SCORING_VERSION, ScoreStage, feature_refs, score_features
 from .base import TrainSchedule, WeakMethod
+from .bundle import ModelBundle, false_alarm_rate, false_alarm_threshold, load_bundle, save_bundle
 from .data import VideoFeatures, assign_labels, read_list_file, scan_feature_dir, scan_workspace_features, segment_bag
 from .registry import get_method
 from .trainer import seed_everything, train_method
 
 log = logging.getLogger(__name__)
 
-SCORING_VERSION = 1
-
 
 @dataclass(frozen=True)
-class ScoreConfig:
-    """Options of ``vad-pipeline score``."""
+class TrainConfig:
+    """Options of ``vad-pipeline train``: which features, labels and split, the method and its schedule, the
+    alarm threshold's calibration."""
 
     method: str = "mil"
     base: str = "mil"  # the method xel is plugged into
@@ -64,8 +71,19 @@ class ScoreConfig:
     batch_size: int | None = None
     options: dict[str, str] = field(default_factory=dict)  # --set key=value method options
     xel_update: str = "epoch"
+    far: float = 0.01  # false-alarm budget of the alarm threshold: fraction of normal frames above it
+    holdout: float = 0.2  # fraction of the normal training videos held out to calibrate the threshold
+    out: Path | None = None  # also write the bundle here
     force: bool = False
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class ScoreConfig(TrainConfig):
+    """Options of ``vad-pipeline score``. Benchmarks train on the whole training split, as the papers do
+    (``holdout`` 0): the alarm threshold is then calibrated on the training normals (recorded as such)."""
+
+    holdout: float = 0.0
 
 
 @dataclass
@@ -76,6 +94,17 @@ class ScoreSummary:
     trained: bool
     video_auc: float | None
     history: list[dict[str, float]]
+    bundle: Path | None = None
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass
+class TrainedModel:
+    """A bundle and where it is, and whether this call trained it."""
+
+    bundle: ModelBundle
+    path: Path
+    trained: bool
 
 
 def _coerce(value: str, annotation: Any) -> Any:
@@ -90,7 +119,7 @@ def _coerce(value: str, annotation: Any) -> Any:
     return value
 
 
-def build_options(method_cls: type[WeakMethod], config: ScoreConfig) -> Any:
+def build_options(method_cls: type[WeakMethod], config: TrainConfig) -> Any:
     """The method's options dataclass with ``--set`` overrides (xel passes unknown keys to its base)."""
     options_cls = method_cls.Options
     names = {f.name: f for f in dataclasses.fields(options_cls)}
@@ -119,13 +148,10 @@ def build_options(method_cls: type[WeakMethod], config: ScoreConfig) -> Any:
         raise UserError(f"{method_cls.name} options: {exc}") from None
 
 
-def choose_features(workspace: Workspace, config: ScoreConfig) -> tuple[list[VideoFeatures], dict[str, Any]]:
-    """The videos' features and an identity for the cache key."""
+def choose_features(workspace: Workspace, config: TrainConfig) -> tuple[list[VideoFeatures], dict[str, Any]]:
+    """The videos' features and their spec (:mod:`.bundle`'s ``features``)."""
     if config.features:
-        videos = scan_feature_dir(config.features)
-        identity = {"features_dir": str(Path(config.features).resolve()),
-                    "files": {v.name: [workspace.manifest.sha256_of(p)[:16] for p in v.files] for v in videos}}
-        return videos, identity
+        return scan_feature_dir(config.features), {"source": "files", "dir": str(Path(config.features).resolve())}
     root = workspace.root / "features"
     folders = sorted((p for p in root.glob("*") if (p / "config.json").is_file()), key=lambda p: p.stat().st_mtime)
     if config.features_tag:
@@ -141,10 +167,11 @@ def choose_features(workspace: Workspace, config: ScoreConfig) -> tuple[list[Vid
     videos = scan_workspace_features(folder)
     if not videos:
         raise UserError(f"{folder}: holds no finished features; run `vad-pipeline extract` again")
-    return videos, {"features_tag": folder.name}
+    stage_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))["config"]
+    return videos, {"source": "workspace", "config": stage_config, "tag": folder.name}
 
 
-def split_videos(videos: list[VideoFeatures], splits: dict[str, str], config: ScoreConfig) -> tuple[set[str], set[str]]:
+def split_videos(videos: list[VideoFeatures], splits: dict[str, str], config: TrainConfig) -> tuple[set[str], set[str]]:
     names = {v.name for v in videos}
     if config.train_list or config.test_list:
         train = read_list_file(config.train_list) & names if config.train_list else set()
@@ -156,134 +183,186 @@ def split_videos(videos: list[VideoFeatures], splits: dict[str, str], config: Sc
         train = {n for n in names if splits.get(n) == "train"}
         test = {n for n in names if splits.get(n) == "test"}
         if train:
-            return train, test | (names - train - test)
+            return train, test | (names - train - test - {n for n in names if splits.get(n) == "val"})
     log.warning("score: no train/test split given (labels split column, --train-list/--test-list): "
                 "training and testing on all %d videos", len(names))
     return names, names
 
 
-def score_videos(workspace: Workspace, config: ScoreConfig) -> ScoreSummary:
-    """Train (or load) the method, then write scores for every video; see the module docstring."""
+def calibration_videos(train_names: set[str], labels: dict[str, int], splits: dict[str, str],
+                       fraction: float) -> list[str]:
+    """The normal videos the alarm threshold is calibrated on, held out from training: the labels file's ``val``
+    split, else ``fraction`` of the normal training videos (chosen by a hash of their names, so adding videos
+    keeps earlier choices; at least one, and at least one normal video left to train on). Empty: none held out."""
+    explicit = sorted(n for n, s in splits.items() if s == "val" and labels.get(n) == 0)
+    if explicit:
+        return explicit
+    if fraction <= 0:
+        return []
+    if fraction >= 1:
+        raise UserError(f"--holdout {fraction}: a fraction of the normal training videos, below 1")
+    normals = sorted((n for n in train_names if labels[n] == 0), key=lambda n: hashlib.sha1(n.encode()).hexdigest())
+    count = min(len(normals) - 1, max(1, round(fraction * len(normals))))
+    if count < 1:
+        log.warning("train: too few normal training videos to hold any out; the alarm threshold is calibrated on "
+                    "the training videos (it will be optimistic)")
+        return []
+    return sorted(normals[:count])
+
+
+def _file_keys(workspace: Workspace, videos: list[VideoFeatures]) -> dict[str, list[str]]:
+    """Per video key, the first 16 hex digits of each of its feature files' SHA-256 (cached by the manifest)."""
+    return {v.key: [workspace.manifest.sha256_of(p)[:16] for p in v.files] for v in videos}
+
+
+def train_bundle(workspace: Workspace, config: TrainConfig, videos: list[VideoFeatures], labels: dict[str, int],
+                 splits: dict[str, str], train_names: set[str], spec: dict[str, Any]) -> TrainedModel:
+    """Train (or load the cached) bundle of ``config.method`` on ``train_names`` and calibrate its alarm threshold;
+    see the module docstring."""
     method_cls = get_method(config.method)
     options = build_options(method_cls, config)
-    videos, features_identity = choose_features(workspace, config)
-    labels, splits = assign_labels(videos, config.labels)
-    train_names, test_names = split_videos(videos, splits, config)
     by_name = {v.name: v for v in videos}
+    held_out = calibration_videos(train_names, labels, splits, config.holdout)
+    fit_names = sorted(set(train_names) - set(held_out))
+    if not any(labels[n] == 1 for n in fit_names) or not any(labels[n] == 0 for n in fit_names):
+        raise UserError(f"train: the training split needs normal and anomalous videos; it has "
+                        f"{sum(labels[n] == 0 for n in fit_names)} normal, {sum(labels[n] == 1 for n in fit_names)} "
+                        "anomalous (check the labels file's label and split columns)")
+    keys = _file_keys(workspace, [by_name[n] for n in sorted({*fit_names, *held_out})])
 
-    first = videos[0].load()
-    feature_dim = int(first.shape[-1])
+    feature_dim = int(by_name[fit_names[0]].load().shape[-1])
     seed_everything(config.seed)  # the initial weights depend on the seed only
     method = method_cls(feature_dim, options)
     schedule: TrainSchedule = method.default_schedule()
     overrides = {"epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size}
     schedule = dataclasses.replace(schedule, **{k: v for k, v in overrides.items() if v is not None})
-
     key_config = {
         "scoring_version": SCORING_VERSION,
         "method": method_cls.name,
         "options": dataclasses.asdict(method.options),
         "schedule": dataclasses.asdict(schedule),
         "seed": config.seed,
-        "features": features_identity,
-        "train": sorted((n, labels[n]) for n in train_names),
+        "features": {k: v for k, v in spec.items() if k in ("source", "config")},
+        "train": [[n, labels[n], keys[by_name[n].key]] for n in fit_names],
+        "calibration": {"far": config.far, "videos": [[n, keys[by_name[n].key]] for n in held_out]},
     }
-    digest = config_hash(key_config)
-    folder = workspace.root / "scores" / f"{method_cls.name}-{digest}"
+    key = config_hash(key_config)
+    folder = workspace.root / "models"
     prepare_folder(folder)
-    checkpoint = folder / "model.pt"
-
-    # concurrent runs of the same scoring take turns: the later ones find the model and scores done
-    with artifact_lock(folder, "run"):
-        trained = False
-        history: list[dict[str, float]] = []
-        if checkpoint.is_file() and not config.force:
+    path = folder / f"{method_cls.name}-{key}.pt"
+    with artifact_lock(folder, path.stem):  # concurrent runs take turns: the later ones load the bundle
+        bundle = None
+        if path.is_file() and not config.force:
             try:
-                method.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-                history = json.loads((folder / "train.json").read_text())["history"]
-            except Exception as exc:
-                log.warning("%s: corrupt cache entry (%s); retraining", checkpoint, type(exc).__name__)
-                checkpoint.unlink()
-            else:
-                method.eval()
-                log.info("score: %s already trained, loaded %s", method_cls.name, checkpoint)
-        if not checkpoint.is_file() or config.force:
-            bags, bag_labels = _training_bags([by_name[n] for n in sorted(train_names)], labels, schedule.segments)
-            log.info("score: training %s on %d bags (%d videos x crops, %d segments, D=%d) for %d epochs",
-                     method_cls.name, len(bags), len(train_names), schedule.segments, feature_dim, schedule.epochs)
-            started = time.perf_counter()
-            result = train_method(method, bags, bag_labels, schedule, seed=config.seed, progress=config.progress)
-            seconds = time.perf_counter() - started
-            history = result.epochs
-            save_torch_atomic(checkpoint, method.state_dict())
-            save_json_atomic(folder / "train.json", {"config": key_config, "history": history, "seconds": seconds,
-                                                     "train_videos": sorted(train_names),
-                                                     "versions": library_versions()})
-            trained = True
-        manifest = workspace.manifest
-        features_keys = {v.name: [manifest.sha256_of(p)[:16] for p in v.files] for v in videos}
-        manifest.record_lineage("model", method_cls.name, digest, key_config, checkpoint,
-                                {"features": {n: features_keys[n] for n in sorted(train_names)}})
+                bundle = load_bundle(path)
+            except UserError:
+                log.warning("%s: corrupt cache entry (an unreadable bundle); training it again", path)
+        trained = bundle is None
+        if bundle is None:
+            bundle = _train(method, schedule, config, key, key_config, spec, by_name, labels, fit_names, held_out)
+            save_bundle(path, bundle)
+            log.info("train: %s trained in %.1f s -> %s", method_cls.name, bundle.seconds, path)
+        else:
+            log.info("train: %s already trained, loaded %s", method_cls.name, path)
+        workspace.manifest.record_lineage(
+            "model", method_cls.name, key, key_config, path,
+            {"features": {n: keys[by_name[n].key] for n in fit_names},
+             "calibration": {n: keys[by_name[n].key] for n in held_out}}, detail={"threshold": bundle.threshold})
+    if config.out is not None:
+        save_bundle(Path(config.out), bundle)
+    return TrainedModel(bundle, path, trained)
 
-        scored = cached = 0
-        test_scores: dict[str, float] = {}
-        method.eval()
-        for video in tqdm(sorted(videos, key=lambda v: v.name), desc=f"score {method_cls.name}", unit="video",
-                          disable=not config.progress, dynamic_ncols=True):
-            target = folder / f"{video.key}.npy"
-            sidecar = folder / f"{video.key}.json"
-            split = "train" if video.name in train_names else "test"
-            if video.name in train_names and video.name in test_names:
-                split = "train+test"
-            scores = (None if config.force or trained
-                      else cached_scores(target, sidecar, labels[video.name], split))
-            if scores is not None:
-                cached += 1
-            else:
-                scores, extras, crops = _score_video(method, video)
-                save_npy_atomic(target, scores)
-                if extras:
-                    save_npz_atomic(folder / f"{video.key}.extras.npz", extras)
-                save_json_atomic(sidecar, {
-                    "schema": SCORES_SCHEMA, "video": video.name, "key": video.key, "label": labels[video.name],
-                    "split": split, "method": method_cls.name, "T": int(len(scores)), "crops": crops,
-                    "features": [str(p) for p in video.files], "extras": sorted(extras), "source": video.source,
-                })
-                manifest.record_lineage("scores", video.key, digest, key_config, target,
-                                        {"model": digest, "features": features_keys[video.name]},
-                                        detail={"T": int(len(scores)), "method": method_cls.name})
-                scored += 1
-            if video.name in test_names:
-                test_scores[video.name] = float(np.max(scores))
 
+def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key: str, key_config: dict[str, Any],
+           spec: dict[str, Any], by_name: dict[str, VideoFeatures], labels: dict[str, int], fit_names: list[str],
+           held_out: list[str]) -> ModelBundle:
+    """Train ``method`` on ``fit_names`` and calibrate its threshold on ``held_out`` (or the training normals)."""
+    bags, bag_labels = _training_bags([by_name[n] for n in fit_names], labels, schedule.segments)
+    log.info("train: %s on %d bags (%d videos x crops, %d segments, D=%d) for %d epochs", method.name, len(bags),
+             len(fit_names), schedule.segments, method.feature_dim, schedule.epochs)
+    started = time.perf_counter()
+    result = train_method(method, bags, bag_labels, schedule, seed=config.seed, progress=config.progress)
+    seconds = time.perf_counter() - started
+    method.eval()
+    calibrate_on = held_out or [n for n in fit_names if labels[n] == 0]
+    normal_frames = [snippet_to_frames(score_features(method, by_name[n].load())[0]) for n in calibrate_on]
+    threshold = false_alarm_threshold(normal_frames, config.far)
+    calibration = {"far": config.far, "on": "held-out" if held_out else "training", "videos": calibrate_on,
+                   "frames": int(sum(len(f) for f in normal_frames)),
+                   "measured_far": false_alarm_rate(normal_frames, threshold)}
+    log.info("train: alarm threshold %.4f (false-alarm budget %.3g of normal frames, calibrated on %d %s video(s))",
+             threshold, config.far, len(calibrate_on), calibration["on"])
+    return ModelBundle(
+        key=key, method=method.name, options=key_config["options"], schedule=key_config["schedule"], seed=config.seed,
+        feature_dim=method.feature_dim, features=dict(spec), threshold=threshold,
+        calibration=calibration,
+        training={"videos": {n: labels[n] for n in fit_names}, "normal": sum(labels[n] == 0 for n in fit_names),
+                  "anomalous": sum(labels[n] == 1 for n in fit_names),
+                  "features": {row[0]: row[2] for row in key_config["train"]}},
+        history=result.epochs, seconds=seconds, versions=library_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        state_dict={k: v.detach().clone() for k, v in method.state_dict().items()},
+    )
+
+
+def prepare_training(workspace: Workspace, config: TrainConfig) -> tuple[list[VideoFeatures], dict[str, int],
+                                                                          dict[str, str], set[str], set[str],
+                                                                          dict[str, Any]]:
+    """The features, labels, splits, training and test names and the feature spec ``config`` selects."""
+    videos, spec = choose_features(workspace, config)
+    labels, splits = assign_labels(videos, config.labels)
+    train_names, test_names = split_videos(videos, splits, config)
+    return videos, labels, splits, train_names, test_names, spec
+
+
+def train_model(workspace: Workspace, config: TrainConfig) -> TrainedModel:
+    """``vad-pipeline train``: the bundle of ``config`` (trained unless cached)."""
+    videos, labels, splits, train_names, _, spec = prepare_training(workspace, config)
+    return train_bundle(workspace, config, videos, labels, splits, train_names, spec)
+
+
+def score_videos(workspace: Workspace, config: ScoreConfig, executor: Executor | None = None) -> ScoreSummary:
+    """Train (or load) the method's bundle, then score every video through the ``scores`` stage; see the module
+    docstring. ``executor``: where the per-video scoring runs (default: this process)."""
+    videos, labels, splits, train_names, test_names, spec = prepare_training(workspace, config)
+    model = train_bundle(workspace, config, videos, labels, splits, train_names, spec)
+    keys = _file_keys(workspace, videos)
+    stage = ScoreStage(model.bundle, {v.key: v for v in videos}, keys)
+    run: RunSummary = run_stage(workspace, stage, feature_refs(videos, keys), force=config.force,
+                                progress=config.progress, executor=executor)
+    folder = run.folder
+    assert folder is not None
+    splits_out = {}
+    for video in videos:
+        split = "train" if video.name in train_names else "test" if video.name in test_names else "val"
+        if video.name in train_names and video.name in test_names:
+            split = "train+test"
+        splits_out[video.key] = {"video": video.name, "label": labels[video.name], "split": split}
+    save_json_atomic(folder / LABELS_FILE, splits_out)
+    bundle = model.bundle
+    save_json_atomic(folder / "train.json", {
+        "config": _key_config_of(bundle), "history": bundle.history, "seconds": bundle.seconds,
+        "train_videos": sorted(bundle.training["videos"]), "bundle": str(model.path), "threshold": bundle.threshold,
+        "calibration": bundle.calibration, "versions": bundle.versions})
+    test_scores: dict[str, float] = {}
+    for video in videos:
+        target = folder / f"{video.key}.npy"
+        if video.name in test_names and target.is_file():
+            test_scores[video.name] = float(np.max(np.load(target, allow_pickle=False)))
     video_auc = _video_auc(test_scores, labels)
-    save_json_atomic(folder / "summary.json", {"method": method_cls.name, "config_hash": digest,
+    save_json_atomic(folder / "summary.json", {"method": bundle.method, "config_hash": bundle.key,
                                                "test_videos": len(test_scores), "video_auc": video_auc})
     if video_auc is not None:
-        log.info("score: %s video-level ROC-AUC on %d test videos: %.4f", method_cls.name, len(test_scores),
-                 video_auc)
-    log.info("score: %d scored, %d cached -> %s", scored, cached, folder)
-    return ScoreSummary(folder, scored, cached, trained, video_auc, history)
+        log.info("score: %s video-level ROC-AUC on %d test videos: %.4f", bundle.method, len(test_scores), video_auc)
+    log.info("score: %d scored, %d cached, %d failed -> %s", len(run.done), len(run.cached), len(run.failed), folder)
+    return ScoreSummary(folder, len(run.done), len(run.cached), model.trained, video_auc, bundle.history,
+                        model.path, run.failed)
 
 
-def cached_scores(target: Path, sidecar: Path, label: int, split: str) -> np.ndarray | None:
-    """A video's cached scores ``(T,)``, its sidecar's label and split kept in step with the current labels (they
-    may change without changing the scores: e.g. a corrected labels file); None when there are none, or when the
-    entry is corrupt (a truncated array, a broken sidecar, the two disagreeing: said once, then computed again)."""
-    if not (target.is_file() and sidecar.is_file()):
-        return None
-    try:
-        scores = np.load(target, allow_pickle=False)
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
-            raise ValueError("the sidecar does not match the scores")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("%s: corrupt cache entry (%s); computing it again", target, exc)
-        return None
-    if meta.get("label") != label or meta.get("split") != split:
-        meta.update(label=label, split=split)
-        save_json_atomic(sidecar, meta)
-    return scores
+def _key_config_of(bundle: ModelBundle) -> dict[str, Any]:
+    """The readable part of a bundle's training key (what reports show as its configuration)."""
+    return {"method": bundle.method, "options": bundle.options, "schedule": bundle.schedule, "seed": bundle.seed,
+            "features": bundle.features, "far": bundle.calibration.get("far")}
 
 
 def _training_bags(videos: list[VideoFeatures], labels: dict[str, int], segments: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,16 +373,6 @@ def _training_bags(videos: list[VideoFeatures], labels: dict[str, int], segments
             bags.append(segment_bag(features[:, crop], segments))
             bag_labels.append(labels[video.name])
     return torch.from_numpy(np.stack(bags)), torch.tensor(bag_labels)
-
-
-@torch.no_grad()
-def _score_video(method: WeakMethod, video: VideoFeatures) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-    """Scores ``(T,)`` and extras, averaged over crops."""
-    features = torch.from_numpy(np.ascontiguousarray(video.load().transpose(1, 0, 2)))  # (crops, T, D)
-    per_crop = [method.outputs(features[c : c + 1]) for c in range(features.shape[0])]
-    merged = {k: torch.stack([o[k] for o in per_crop]).mean(dim=0).numpy().astype(np.float32) for k in per_crop[0]}
-    scores = merged.pop("scores")
-    return scores, merged, int(features.shape[0])
 
 
 def _video_auc(test_scores: dict[str, float], labels: dict[str, int]) -> float | None:

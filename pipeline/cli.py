@@ -54,6 +54,31 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
                              "with bf16, GPUs); fp16 = CUDA only")
 
 
+def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
+    """The options ``train`` and ``score`` share: which features and labels, the split, the schedule."""
+    parser.add_argument("--base", default="mil", help="the method xel is plugged into (default mil)")
+    parser.add_argument("--features", type=Path, default=None,
+                        help="folder of public-layout features (.npy (T,D)/(T,crops,D), *_i3d.npy, name__k.npy, .txt)")
+    parser.add_argument("--features-tag", default=None, help="which workspace features/<tag>/ folder to use")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="CSV video,label[,split] (split: train, test, or val: normal videos that calibrate the "
+                             "alarm threshold)")
+    parser.add_argument("--train-list", type=Path, default=None, help="list file of training videos (RTFM style)")
+    parser.add_argument("--test-list", type=Path, default=None, help="list file of test videos")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="override the method's epochs")
+    parser.add_argument("--lr", type=float, default=None, help="override the method's learning rate")
+    parser.add_argument("--batch-size", type=int, default=None, help="override anomalous (= normal) bags per step")
+    parser.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                        help="method option, e.g. --set k=3, --set lambda_dr=0, --set preset=code (repeatable)")
+    parser.add_argument("--xel-update", choices=("epoch", "batch"), default="epoch",
+                        help="xel: refresh the hard-instance bank every epoch (default) or every batch")
+    parser.add_argument("--far", type=float, default=far,
+                        help=f"false-alarm budget of the model's alarm threshold: the fraction of normal frames "
+                             f"above it (default {far})")
+    parser.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vad-pipeline",
@@ -107,22 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--method", default="mil",
                        help="mil, align, ddl, xel (weakly supervised, on features) or ssmtl (self-supervised, on "
                             "tracks; trained on normal videos only) (default mil)")
-    score.add_argument("--base", default="mil", help="the method xel is plugged into (default mil)")
-    score.add_argument("--features", type=Path, default=None,
-                       help="folder of public-layout features (.npy (T,D)/(T,crops,D), *_i3d.npy, name__k.npy, .txt)")
-    score.add_argument("--features-tag", default=None, help="which workspace features/<tag>/ folder to use")
-    score.add_argument("--labels", type=Path, default=None, help="CSV video,label[,split]")
-    score.add_argument("--train-list", type=Path, default=None, help="list file of training videos (RTFM style)")
-    score.add_argument("--test-list", type=Path, default=None, help="list file of test videos")
-    score.add_argument("--seed", type=int, default=0)
-    score.add_argument("--epochs", type=int, default=None, help="override the method's epochs")
-    score.add_argument("--lr", type=float, default=None, help="override the method's learning rate")
-    score.add_argument("--batch-size", type=int, default=None, help="override anomalous (= normal) bags per step")
-    score.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                       help="method option, e.g. --set k=3, --set lambda_dr=0, --set preset=code (repeatable)")
-    score.add_argument("--xel-update", choices=("epoch", "batch"), default="epoch",
-                       help="xel: refresh the hard-instance bank every epoch (default) or every batch")
-    score.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
+    _training_options(score, far=0.01)
     ssmtl = score.add_argument_group("ssmtl options")
     ssmtl.add_argument("--tracks", type=Path, default=None, help="a tracks folder (default: the workspace's newest)")
     ssmtl.add_argument("--tracks-tag", default=None, help="which workspace tracks/<tag>/ folder to use")
@@ -151,6 +161,43 @@ def build_parser() -> argparse.ArgumentParser:
                             "and GPUs) or fp16 (CUDA)")
     _common(score)
     score.set_defaults(handler=_cmd_score)
+
+    train = commands.add_parser(
+        "train", help="train a weakly supervised method into one model bundle file (weights, options, feature spec, "
+                      "alarm threshold)",
+        description="Train --method on the features' video-level labels (cached by what shapes the model) and "
+                    "write a model bundle that `predict` and `watch` apply to new footage. The alarm threshold is "
+                    "calibrated on normal training videos held out from training (--holdout, or the labels' val "
+                    "split) at the false-alarm budget --far.")
+    train.add_argument("--method", default="mil", help="mil, align, ddl or xel (default mil)")
+    _training_options(train, far=0.01)
+    train.add_argument("--holdout", type=float, default=0.2,
+                       help="fraction of the normal training videos held out to calibrate the threshold (default 0.2)")
+    train.add_argument("--out", type=Path, default=None,
+                       help="also write the bundle here (it is always kept in <workdir>/models/)")
+    _common(train)
+    train.set_defaults(handler=_cmd_train)
+
+    predict = commands.add_parser(
+        "predict", help="apply a model bundle to new videos (no labels): frame scores, proposals and alerts",
+        description="Extract what the bundle needs with its own feature spec (cached), score every video and write "
+                    "frame scores, T-CAM proposals, alerts.csv and predictions.json. Never trains.")
+    predict.add_argument("videos", nargs="*", type=Path, help="video files or folders (searched recursively)")
+    predict.add_argument("--model", type=Path, required=True, help="a bundle written by `vad-pipeline train`")
+    predict.add_argument("--features", type=Path, default=None,
+                         help="score public-layout feature files in this folder instead of videos")
+    predict.add_argument("--threshold", type=float, default=None,
+                         help="alarm threshold (default: the bundle's, calibrated at training time)")
+    predict.add_argument("--out", type=Path, default=None,
+                         help="output folder (default <workdir>/predictions/<bundle file name>)")
+    predict.add_argument("--weights", metavar="PATH", default=None,
+                         help="the backbone checkpoint the model was trained with (default: the usual places)")
+    predict.add_argument("--device", default="auto", help="feature extraction: auto (CUDA when available), cpu or cuda[:N]")
+    predict.add_argument("--batch-size", type=int, default=4, help="feature extraction: snippets per forward pass")
+    predict.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto", help="video decoder")
+    predict.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+    _common(predict)
+    predict.set_defaults(handler=_cmd_predict)
 
     weights = commands.add_parser("weights", help="install or locate backbone weights",
                                   description="Install or locate model weights (offline-friendly).")
@@ -247,20 +294,47 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     if args.method == "ssmtl":
         return _cmd_score_ssmtl(args)
+    summary = score_videos(Workspace(args.workdir), ScoreConfig(**_training_fields(args)))
+    return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
+
+
+def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``TrainConfig`` fields of the options ``_training_options`` added."""
     options = {}
     for item in args.options:
         if "=" not in item:
             raise UserError(f"--set {item}: expected KEY=VALUE")
         key, value = item.split("=", 1)
         options[key.strip()] = value.strip()
-    config = ScoreConfig(
-        method=args.method, base=args.base, features=args.features, features_tag=args.features_tag,
-        labels=args.labels, train_list=args.train_list, test_list=args.test_list, seed=args.seed,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, options=options, xel_update=args.xel_update,
-        force=args.force, progress=not args.quiet,
-    )
-    score_videos(Workspace(args.workdir), config)
+    return dict(method=args.method, base=args.base, features=args.features, features_tag=args.features_tag,
+                labels=args.labels, train_list=args.train_list, test_list=args.test_list, seed=args.seed,
+                epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, options=options,
+                xel_update=args.xel_update, far=args.far, force=args.force, progress=not args.quiet)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vad_pipeline.models.score import TrainConfig, train_model
+
+    if args.method == "ssmtl":
+        raise UserError("train --method ssmtl: SSMTL has no model bundle yet; `vad-pipeline score --method ssmtl` "
+                        "trains and applies it")
+    model = train_model(Workspace(args.workdir), TrainConfig(**_training_fields(args), holdout=args.holdout,
+                                                             out=args.out))
+    print(args.out or model.path)
     return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from vad_pipeline.extractors.extract import ExtractConfig
+    from .predict import PredictConfig, predict
+
+    extract = ExtractConfig(weights=args.weights, device=args.device, batch_size=args.batch_size,
+                            decoder=args.decoder, threads=args.threads, progress=not args.quiet)
+    config = PredictConfig(model=args.model, threshold=args.threshold, out=args.out, features=args.features,
+                           progress=not args.quiet)
+    summary = predict(Workspace(args.workdir), args.videos, config, extract)
+    print(summary.out)
+    return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
 
 def _cmd_score_ssmtl(args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ class RayExecutor:
         self.timings.update(startup_seconds=time.perf_counter() - started, actors=len(actors), hosts=hosts)
         if not actors:
             for video in plan.pending:
-                record_outcome(workspace, plan, VideoOutcome(
+                record_outcome(workspace, stage, plan, VideoOutcome(
                     video, error=f"{video.path}: not processed: no Ray worker could start ({reason})"))
             return
         log.info("%s: %d video(s) on %d Ray actor(s) (%d CPU(s)%s each) on %s", stage.name, len(plan.pending),
@@ -165,7 +165,7 @@ class RayExecutor:
                     except ray.exceptions.RayError as exc:  # the actor died (or could not start: missing weights)
                         dead.add(actor)
                         outcome = VideoOutcome(video, error=f"{video.path}: Ray worker failed ({_reason(exc)})")
-                    record_outcome(workspace, plan, outcome)
+                    record_outcome(workspace, stage, plan, outcome)
                     bar.set_postfix_str(video.path.name[-40:])
                     bar.update(1)
                     if queue:
@@ -173,7 +173,7 @@ class RayExecutor:
                         if not alive:
                             while queue:
                                 lost = queue.popleft()
-                                record_outcome(workspace, plan, VideoOutcome(
+                                record_outcome(workspace, stage, plan, VideoOutcome(
                                     lost, error=f"{lost.path}: not processed: every Ray worker failed"))
                                 bar.update(1)
                             continue

@@ -9,6 +9,17 @@ from pathlib import Path
 import numpy as np
 
 SCORES_SCHEMA = "vad-pipeline/scores/1"  # scores/<method>-<hash>/<key>.json sidecars (weak methods, SSMTL, baselines)
+BUNDLE_SCHEMA = "vad-pipeline/bundle/1"  # models/<method>-<key>.pt: a trained model and all it needs to be applied
+PREDICTIONS_SCHEMA = "vad-pipeline/predictions/1"  # predictions/<model>/predictions.json of `vad-pipeline predict`
+
+#: ``scores/<method>-<hash>/labels.json``: per video key, the ``label`` (0 / 1) and ``split`` the scoring run used
+#: (labels may be corrected without changing any score, so they are kept beside the scores, not inside them)
+LABELS_FILE = "labels.json"
+
+#: columns of ``alerts.csv`` (one row per alert: a run of frames whose score is above the alarm threshold; frames
+#: are 0-based and ``end_frame`` is inclusive; times are ``frame / fps`` in seconds, empty when fps is unknown)
+ALERT_COLUMNS = ("video", "video_id", "start_frame", "end_frame", "start_s", "end_s", "peak_frame", "peak_score",
+                 "threshold")
 
 #: leading columns of ``scores/<method>-<hash>/<key>.objects.csv`` (one row per scored object; then one column per
 #: task): the frame, the track, the box in the video's pixels and the object's combined anomaly score

@@ -44,6 +44,8 @@ class Stage(abc.ABC):
 
     #: folder name under the workdir, and the manifest's stage column
     name: str
+    #: whether the stage's summaries describe the video itself (fps, frames, size: recorded in the manifest's videos)
+    describes_videos: bool = True
 
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
@@ -67,6 +69,10 @@ class Stage(abc.ABC):
     def verify(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         """Cheaply check a finished artifact; raise CacheError if it is unreadable. Returns its summary."""
         return {}
+
+    def inputs(self, video: VideoRef) -> dict[str, Any]:
+        """The keys of what the artifact of ``video`` is computed from (its lineage in the manifest)."""
+        return {"video": video.sha256}
 
     def on_worker(self) -> None:
         """Called in a worker process (another machine, perhaps) before ``prepare``: re-resolve what depends on
@@ -131,9 +137,10 @@ class VideoOutcome:
     computed: bool = True  # False: another process finished the artifact while this one waited for it
 
 
-def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force: bool = False) -> StagePlan:
+def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path | VideoRef], force: bool = False) -> StagePlan:
     """Create the stage's folder, index what is already cached (recording it in the manifest if a killed run
-    finished it unrecorded) and list the videos that still need work."""
+    finished it unrecorded) and list the videos that still need work. ``videos``: files, or references already
+    made (e.g. the features standing in for a video the scores stage reads)."""
     digest, folder, config = stage_folder(workspace, stage)
     prepare_folder(folder)
     if not (folder / "config.json").is_file():
@@ -142,7 +149,7 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
     plan = StagePlan(stage.name, digest, folder, config, [], RunSummary(folder=folder), force)
     for path in videos:
         try:
-            video = workspace.video_ref(path)
+            video = path if isinstance(path, VideoRef) else workspace.video_ref(path)
         except OSError as exc:
             message = f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions"
             log.error("%s", message)
@@ -154,7 +161,7 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path], force
             record = manifest.artifact(stage.name, video.video_id, digest)
             if record is None or record.status != "done":  # finished on disk but killed before the manifest knew
                 manifest.record_lineage(stage.name, video.video_id, digest, config, stage.outputs(video, folder)[0],
-                                        {"video": video.sha256}, detail=detail)
+                                        stage.inputs(video), detail=detail)
             continue
         plan.pending.append(video)
     if plan.summary.cached:
@@ -216,7 +223,7 @@ def _remove_written(paths: list[Path], before: dict[Path, tuple[int, int] | None
                 pass
 
 
-def record_outcome(workspace: Workspace, plan: StagePlan, outcome: VideoOutcome) -> None:
+def record_outcome(workspace: Workspace, stage: Stage, plan: StagePlan, outcome: VideoOutcome) -> None:
     """Write one video's outcome into the manifest and the run summary (only the driver process does this)."""
     manifest, video = workspace.manifest, outcome.video
     if outcome.detail is None:
@@ -226,9 +233,10 @@ def record_outcome(workspace: Workspace, plan: StagePlan, outcome: VideoOutcome)
         plan.summary.failed.append((video.path, message))
         return
     manifest.record_lineage(plan.stage_name, video.video_id, plan.digest, plan.config, outcome.output,
-                            {"video": video.sha256}, outcome.seconds, outcome.detail)
-    meta = {key: outcome.detail.get(key) for key in ("fps", "frames", "width", "height")}
-    manifest.record_video(video.video_id, video.path, video.sha256, video.size, **meta)
+                            stage.inputs(video), outcome.seconds, outcome.detail)
+    if stage.describes_videos:
+        meta = {key: outcome.detail.get(key) for key in ("fps", "frames", "width", "height")}
+        manifest.record_video(video.video_id, video.path, video.sha256, video.size, **meta)
     (plan.summary.done if outcome.computed else plan.summary.cached).append(video.path)
 
 
@@ -253,13 +261,13 @@ class LocalExecutor:
                 reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else str(exc)
                 workspace.manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config, reason)
                 raise
-            record_outcome(workspace, plan, outcome)
+            record_outcome(workspace, stage, plan, outcome)
 
 
 def run_stage(
     workspace: Workspace,
     stage: Stage,
-    videos: Sequence[Path],
+    videos: Sequence[Path | VideoRef],
     force: bool = False,
     progress: bool = True,
     executor: Executor | None = None,

@@ -39,6 +39,18 @@ class VideoRef:
         return f"{stem}-{self.sha256[:10]}"
 
 
+@dataclass(frozen=True)
+class NamedRef(VideoRef):
+    """An input named by a key of its own instead of ``<stem>-<hash>``: public-layout feature files, which stand in
+    for a video the workspace never saw, keep their labels key (``name``) as their id."""
+
+    name: str = ""
+
+    @property
+    def video_id(self) -> str:
+        return self.name
+
+
 class Workspace:
     """A workdir: the manifest plus one folder per stage configuration."""
 

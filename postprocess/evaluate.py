@@ -2,7 +2,8 @@
 
 A *run* is one ``scores/<method>-<hash>/`` folder of ``vad-pipeline score``. Its videos carry snippet scores
 ``(T,)`` (or frame scores ``(N,)`` when the sidecar says ``"level": "frame"``, as object-centric methods write), the
-video label and split. Test videos (split ``test`` or ``train+test``) are evaluated; the frame count comes from the
+video label and split (from the folder's ``labels.json``, else the sidecar; videos scored by ``predict`` alone have
+neither and are left out). Test videos (split ``test`` or ``train+test``) are evaluated; the frame count comes from the
 features' sidecar (the decoded video) or is ``16 T`` for public features.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vad_pipeline.errors import UserError
+from vad_pipeline.schemas import LABELS_FILE
 
 from . import metrics as m
 from vad_pipeline.frame_scores import minmax, smooth, snippet_to_frames
@@ -68,14 +70,20 @@ def _features_meta(meta: dict[str, Any]) -> dict[str, Any]:
 def load_run(folder: Path) -> ScoreRun:
     """Read one scores folder (videos sorted by name)."""
     videos = []
+    labels: dict[str, Any] = {}
+    if (folder / LABELS_FILE).is_file():
+        labels = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
     for sidecar in sorted(folder.glob("*.json")):
-        if sidecar.name in ("summary.json", "train.json"):
+        if sidecar.name in ("summary.json", "train.json", "config.json", LABELS_FILE):
             continue
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             scores = np.load(sidecar.with_suffix(".npy"), allow_pickle=False)
         except (OSError, ValueError) as exc:
             log.warning("%s: unreadable score entry (%s); run `vad-pipeline score` again", sidecar, type(exc).__name__)
+            continue
+        meta = {**meta, **labels.get(meta.get("key"), {})}
+        if meta.get("label") is None:  # scored by `predict` only: no label, nothing to evaluate against
             continue
         extras_file = folder / f"{meta['key']}.extras.npz"
         extras: dict[str, np.ndarray] = {}

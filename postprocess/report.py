@@ -197,7 +197,7 @@ def _warnings(results: list[RunResult], truth: GroundTruth) -> list[str]:
     notes = []
     for result in results:
         features = (result.run.train or {}).get("config", {}).get("features", {})
-        tag = str(features.get("features_tag", ""))
+        tag = str(features.get("tag", ""))
         if "-random-" in tag:
             notes.append(f"{result.run.label}: trained on features of a randomly initialised backbone ({tag}); "
                          "its numbers say nothing about real accuracy.")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vad_pipeline.cli import main
+from vad_pipeline.postprocess.evaluate import load_run
 
 
 @pytest.mark.slow
@@ -47,14 +48,13 @@ def test_demo_generates_ground_truth_and_features(tmp_path: Path, i3d_weights: P
             assert entry["metrics"]["region"]["rbdc"] is not None
             continue
         all_labels, all_scores = [], []
-        for sidecar in sorted(folder.glob("*.json")):
-            meta = json.loads(sidecar.read_text())
-            if meta.get("split") != "test":
+        for video in load_run(folder).videos:
+            if video.split != "test":
                 continue
-            scores = np.repeat(np.load(sidecar.with_suffix(".npy")), 16)  # 48 frames = 3 snippets
+            scores = np.repeat(video.scores, 16)  # 48 frames = 3 snippets
             labels = np.zeros(len(scores), np.uint8)
-            if meta["video"] in intervals:
-                start, end = intervals[meta["video"]]
+            if video.name in intervals:
+                start, end = intervals[video.name]
                 labels[start:end] = 1
             all_labels.append(labels)
             all_scores.append(scores)
@@ -84,7 +84,7 @@ def _check_lineage(workdir: Path, capsys) -> None:
     feature_hashes = {file_sha256(Path(a["path"]))[:16] for a in by_stage["features"]}
     # the demo's SSMTL reads the generated videos' oracle tracks: the files its score sidecars name
     ssmtl_sidecars = [json.loads(p.read_text()) for p in (workdir / "scores").glob("ssmtl-*/*.json")
-                      if p.name not in ("train.json", "summary.json")]
+                      if p.name not in ("train.json", "summary.json", "config.json")]
     tracks_hashes = {file_sha256(Path(meta["tracks"]))[:16] for meta in ssmtl_sidecars}
     objects = {a["key"]: a for a in by_stage["ssmtl-objects"]}
     assert {a["inputs"]["tracks"] for a in objects.values()} <= tracks_hashes | {
@@ -97,4 +97,4 @@ def _check_lineage(workdir: Path, capsys) -> None:
     model_keys = {a["config_hash"] for a in models.values()}
     assert {a["inputs"]["model"] for a in by_stage["scores"]} == model_keys
     (report,) = by_stage["report"]
-    assert set(report["inputs"]["scores"].values()) == model_keys
+    assert set(report["inputs"]["scores"].values()) == {a["config_hash"] for a in by_stage["scores"]}

@@ -23,7 +23,7 @@ import pytest
 from vad_pipeline.synthetic_objects import generate_object_dataset
 
 VOLATILE = {"seconds", "created", "objects_per_second", "started", "finished"}  # timings, not results
-COMPARED = ("features", "tracks", "scores", "ssmtl", "report")
+COMPARED = ("features", "tracks", "models", "scores", "ssmtl", "report")
 
 
 def _commands(data: Path) -> list[tuple[str, list[str]]]:
@@ -85,6 +85,12 @@ def _snapshot(workdir: Path) -> dict[str, object]:
             if path.suffix == ".json":
                 text = path.read_text().replace(str(workdir), "<workdir>")
                 files[relative] = _without_volatile(json.loads(text))
+            elif part == "models":  # a bundle: its metadata carries the training time
+                from vad_pipeline.models.bundle import load_bundle
+
+                bundle = load_bundle(path)
+                files[relative] = {"meta": _without_volatile(bundle.meta()),
+                                   "weights": {k: v.numpy().tobytes() for k, v in bundle.state_dict.items()}}
             elif path.suffix == ".npz":  # a zip: its members carry their write time, so compare the arrays
                 with np.load(path) as arrays:
                     files[relative] = {key: arrays[key].tobytes() for key in arrays.files}
@@ -140,10 +146,10 @@ def _corrupt_then_rerun(workdir: Path, commands: list, expected: dict[str, objec
         next((workdir / "features").glob("*/*.npy")),            # truncated features
         next((workdir / "tracks").glob("*/*.json")),              # broken tracks sidecar
         next((workdir / "ssmtl").glob("objects-*/*.crops.npy")),  # truncated object crops
-        next((workdir / "scores").glob("mil-*/model.pt")),        # truncated model
+        next((workdir / "models").glob("mil-*.pt")),              # truncated model bundle
         next((workdir / "scores").glob("ssmtl-*/*.npy")),         # truncated scores
         next(p for p in sorted((workdir / "scores").glob("mil-*/*.json"))  # broken score sidecar
-             if p.name not in ("train.json", "summary.json")),
+             if p.name not in ("train.json", "summary.json", "config.json", "labels.json")),
     ]
     for path in broken:
         data = path.read_bytes()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 
+from vad_pipeline.models.bundle import load_bundle
 from vad_pipeline.models.score import ScoreConfig, score_videos
 from vad_pipeline.synthetic import synthetic_features, write_feature_set
 from vad_pipeline.workspace import Workspace
@@ -63,7 +63,7 @@ def test_method_learns(case: str, feature_set, tmp_path: Path) -> None:
     assert auc >= 0.9, f"{case}: snippet ROC-AUC {auc:.3f}"
     assert summary.video_auc is not None and summary.video_auc >= 0.8
     if settings["method"] == "xel":
-        state = torch.load(summary.folder / "model.pt", map_location="cpu", weights_only=True)
+        state = load_bundle(summary.bundle).state_dict
         assert state["bank"].shape[0] > 0  # the hard-instance bank was filled
 
 

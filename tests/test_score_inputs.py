@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +74,13 @@ def test_score_every_method_after_extract_on_folders(tmp_path: Path, synthetic_d
         assert main(["score", "--method", method, "--workdir", str(workdir), "-q"]) == 0
         folders = list((workdir / "scores").glob(f"{method}-*"))
         assert len(folders) == 1
-        sidecars = [json.loads(p.read_text()) for p in folders[0].glob("*.json")
-                    if p.name not in ("train.json", "summary.json")]
-        assert len(sidecars) == 4
-        assert {s["label"] for s in sidecars} == {0, 1}
-        for sidecar in sidecars:
-            scores = np.load(folders[0] / f"{sidecar['key']}.npy")
+        from vad_pipeline.postprocess.evaluate import load_run
+
+        run = load_run(folders[0])
+        assert len(run.videos) == 4
+        assert {v.label for v in run.videos} == {0, 1}
+        for video in run.videos:
+            scores = video.scores
             assert scores.shape == (3,) and np.isfinite(scores).all() and (0 <= scores).all() and (scores <= 1).all()
 
 
@@ -98,5 +98,6 @@ def test_cached_scores_follow_corrected_labels(tmp_path: Path) -> None:
     labels.write_text(text)  # a corrected label of a test video: same model, same scores, new label
     second = score_videos(Workspace(tmp_path / "work"), config)
     assert second.folder == first.folder and second.cached == len(videos) and not second.trained
-    sidecar = json.loads((second.folder / f"{test_normal}.json").read_text())
-    assert sidecar["label"] == 1
+    from vad_pipeline.postprocess.evaluate import load_run
+
+    assert next(v for v in load_run(second.folder).videos if v.name == test_normal).label == 1

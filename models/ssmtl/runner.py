@@ -45,12 +45,12 @@ from vad_pipeline.atomic import (artifact_lock, prepare_folder, save_json_atomic
 from vad_pipeline.devices import autocast, check_precision, resolve_device
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
-from vad_pipeline.schemas import object_scores_header
+from vad_pipeline.schemas import SCORES_SCHEMA, object_scores_header
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
 from ..data import VideoFeatures, assign_labels
-from ..score import SCORES_SCHEMA, cached_scores, split_videos
+from ..score import split_videos
 from ..trainer import seed_everything
 from .network import VARIANTS, SSMTLNet
 from .objects import ObjectConfig, VideoObjects, video_objects
@@ -445,3 +445,23 @@ def _save_objects(path: Path, objects: VideoObjects, scores: np.ndarray, per_tas
                         + [f"{v:.2f}" for v in objects.boxes[i]] + [f"{scores[i]:.5f}"]
                         + [f"{per_task[t][i]:.5f}" for t in tasks])
     write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+
+
+def cached_scores(target: Path, sidecar: Path, label: int, split: str) -> np.ndarray | None:
+    """A video's cached scores ``(T,)``, its sidecar's label and split kept in step with the current labels (they
+    may change without changing the scores: e.g. a corrected labels file); None when there are none, or when the
+    entry is corrupt (a truncated array, a broken sidecar, the two disagreeing: said once, then computed again)."""
+    if not (target.is_file() and sidecar.is_file()):
+        return None
+    try:
+        scores = np.load(target, allow_pickle=False)
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
+            raise ValueError("the sidecar does not match the scores")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: corrupt cache entry (%s); computing it again", target, exc)
+        return None
+    if meta.get("label") != label or meta.get("split") != split:
+        meta.update(label=label, split=split)
+        save_json_atomic(sidecar, meta)
+    return scores

@@ -1,0 +1,112 @@
+"""The ``scores`` stage: a model bundle applied to one video's snippet features -> ``(T,)`` snippet scores.
+
+One artifact per video in ``<workdir>/scores/<method>-<hash>/`` (the hash covers the bundle's key and the scoring
+version only, so the same model on the same features always lands in the same place, whoever asks: ``score``,
+``predict``, a Ray worker):
+
+- ``<key>.npy``: float32 ``(T,)`` snippet scores in [0, 1] (several crops: their mean);
+- ``<key>.extras.npz``: the method's extra ``(T,)`` arrays (``attention``, ``tcam``), when it has them;
+- ``<key>.json`` sidecar (schema ``vad-pipeline/scores/1``, written last): ``video``, ``key``, ``method``, ``model``
+  (the bundle's key), ``T``, ``crops``, ``features`` (the files read), ``extras``, ``source``.
+
+Labels and splits are not part of a score: ``vad-pipeline score`` keeps them in the folder's ``labels.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic
+from vad_pipeline.errors import CacheError
+from vad_pipeline.schemas import SCORES_SCHEMA
+from vad_pipeline.stage import Stage
+from vad_pipeline.workspace import NamedRef, VideoRef
+
+from .base import WeakMethod
+from .bundle import ModelBundle
+from .data import VideoFeatures
+
+SCORING_VERSION = 2  # bump when a change alters scores of the same model, so old score caches are not reused
+
+
+@torch.no_grad()
+def score_features(method: WeakMethod, features: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """``(T, crops, D)`` features -> float32 ``(T,)`` scores, the method's extra ``(T,)`` arrays (both averaged over
+    crops) and the number of crops."""
+    per_crop_input = torch.from_numpy(np.ascontiguousarray(features.transpose(1, 0, 2)))  # (crops, T, D)
+    per_crop = [method.outputs(per_crop_input[c : c + 1]) for c in range(per_crop_input.shape[0])]
+    merged = {k: torch.stack([o[k] for o in per_crop]).mean(dim=0).numpy().astype(np.float32) for k in per_crop[0]}
+    scores = merged.pop("scores")
+    return scores, merged, int(per_crop_input.shape[0])
+
+
+def feature_refs(videos: list[VideoFeatures], feature_keys: dict[str, list[str]]) -> list[NamedRef]:
+    """The scores stage's inputs: one reference per video's features, named by the video's key."""
+    return [NamedRef(path=Path(v.source or v.files[0]), sha256="".join(feature_keys[v.key]), size=0, name=v.key)
+            for v in videos]
+
+
+class ScoreStage(Stage):
+    """Per video: the bundle's method on the video's features (``features`` maps a video key to its features,
+    ``feature_keys`` to the hashes of its feature files, the artifact's upstream keys)."""
+
+    name = "scores"
+    describes_videos = False
+
+    def __init__(self, bundle: ModelBundle, features: dict[str, VideoFeatures], feature_keys: dict[str, list[str]]):
+        self.bundle = bundle
+        self.features = features
+        self.feature_keys = feature_keys
+        self.method: WeakMethod | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"scoring_version": SCORING_VERSION, "model": self.bundle.key}
+
+    def tag(self, digest: str) -> str:
+        return f"{self.bundle.method}-{digest}"
+
+    def prepare(self) -> None:
+        if self.method is None:
+            self.method = self.bundle.build()
+
+    def inputs(self, video: VideoRef) -> dict[str, Any]:
+        return {"model": self.bundle.key, "features": self.feature_keys.get(video.video_id)}
+
+    def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
+        return [folder / f"{video.video_id}.npy", folder / f"{video.video_id}.json"]
+
+    def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
+        self.prepare()
+        assert self.method is not None
+        source = self.features[video.video_id]
+        scores, extras, crops = score_features(self.method, source.load())
+        target, sidecar = self.outputs(video, folder)
+        save_npy_atomic(target, scores)
+        if extras:
+            save_npz_atomic(folder / f"{video.video_id}.extras.npz", extras)
+        save_json_atomic(sidecar, {
+            "schema": SCORES_SCHEMA, "video": source.name, "key": source.key, "method": self.bundle.method,
+            "model": self.bundle.key, "T": int(len(scores)), "crops": crops, "features": [str(p) for p in source.files],
+            "extras": sorted(extras), "source": source.source,
+        })
+        return {"T": int(len(scores)), "method": self.bundle.method}
+
+    def verify(self, video: VideoRef, folder: Path) -> dict[str, Any]:
+        target, sidecar = self.outputs(video, folder)
+        try:
+            scores = np.load(target, allow_pickle=False, mmap_mode="r")
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
+                raise ValueError("the sidecar does not match the scores")
+            for extra in meta.get("extras", []):
+                with np.load(folder / f"{video.video_id}.extras.npz", allow_pickle=False) as archive:
+                    if archive[extra].shape != scores.shape:
+                        raise ValueError(f"extra {extra!r} does not match the scores")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CacheError(f"{target}: corrupt cache entry ({exc})") from None
+        return {"T": int(len(scores)), "method": meta.get("method")}

@@ -1,0 +1,193 @@
+"""``vad-pipeline predict``: apply a trained model bundle to new footage, no labels needed.
+
+Runs only what the bundle needs, with the bundle's own feature spec: the ``features`` stage (backbone, weights,
+crops, snippet length, precision as the model was trained; a spec this machine cannot reproduce, e.g. other
+weights, is one clear line), then the ``scores`` stage of the bundle. Both are cached artifacts of the workspace,
+so a re-run, or a folder that grew, computes only what is new, and nothing is ever trained.
+
+Outputs in ``--out`` (default ``<workdir>/predictions/<bundle file stem>/``), rewritten on every run from the cached
+scores (they are cheap):
+
+- ``frames/<key>.npy``: float32 ``(N,)`` frame scores (snippet ``t`` covers frames ``[16 t, 16 t + 16)``; the
+  frames after the last full snippet take its score);
+- ``alerts.csv``: one row per alert (columns ``vad_pipeline.schemas.ALERT_COLUMNS``), every video;
+- ``predictions.json`` (schema ``vad-pipeline/predictions/1``): ``model`` (path), ``model_key``, ``method``,
+  ``threshold``, ``threshold_source`` (``calibrated`` with ``far``, or ``--threshold``), ``scores`` (the scores
+  folder), ``failed`` (video, message) and per video ``video``, ``key``, ``frames``, ``fps``, ``snippets``,
+  ``max_score``, ``frame_scores`` (file), ``alerts`` (rows as in the CSV), ``proposals`` (T-CAM proposals:
+  ``start_frame``, ``end_frame`` exclusive, ``score``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import save_json_atomic, save_npy_atomic
+from .errors import UserError
+from .frame_scores import snippet_to_frames
+from .schemas import PREDICTIONS_SCHEMA
+from .stage import Executor, run_stage
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Options of ``vad-pipeline predict`` (the feature extraction's speed options come as an ``ExtractConfig``)."""
+
+    model: Path | None = None
+    threshold: float | None = None  # None: the bundle's calibrated alarm threshold
+    out: Path | None = None  # None: <workdir>/predictions/<bundle file stem>
+    features: Path | None = None  # public-layout feature files to score instead of videos
+    proposal_threshold: float = 0.35  # T-CAM proposals: fraction of the video's score range
+    progress: bool = True
+
+
+@dataclass
+class PredictSummary:
+    out: Path
+    scored: int
+    cached: int
+    alerts: int
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, extract: Any = None,
+            executor: Executor | None = None) -> PredictSummary:
+    """Score ``inputs`` (video files or folders) with the bundle ``config.model``; see the module docstring.
+    ``extract``: an ``ExtractConfig`` with the extraction's speed options (device, batch size, decoder, threads;
+    its feature-shaping fields are replaced by the bundle's)."""
+    from vad_pipeline.models.apply import ScoreStage, feature_refs
+    from vad_pipeline.models.bundle import load_bundle
+    from vad_pipeline.models.data import scan_feature_dir
+
+    if config.model is None:
+        raise UserError("predict: --model BUNDLE is required (made by `vad-pipeline train`)")
+    bundle = load_bundle(config.model)
+    failed: list[tuple[Path, str]] = []
+    if config.features is not None:
+        videos = scan_feature_dir(config.features)
+    elif bundle.features.get("source") != "workspace":
+        raise UserError(f"--model {config.model}: trained on feature files ({bundle.features.get('dir')}), not on "
+                        "features this pipeline extracts; apply it to the same kind of files with --features DIR")
+    else:
+        if not inputs:
+            raise UserError("predict: no videos given; pass video files or folders")
+        videos, failed = _extract_features(workspace, inputs, bundle, config, extract, executor)
+    keys = {v.key: [workspace.manifest.sha256_of(p)[:16] for p in v.files] for v in videos}
+    for video in videos:
+        dim = int(video.load().shape[-1])
+        if dim != bundle.feature_dim:
+            raise UserError(f"{video.files[0]}: features of size {dim}, the model takes {bundle.feature_dim}; "
+                            "extract them with the model's backbone")
+    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys)
+    scored = run_stage(workspace, stage, feature_refs(videos, keys), progress=config.progress, executor=executor)
+    failed += scored.failed
+    assert scored.folder is not None
+    out = Path(config.out) if config.out else workspace.root / "predictions" / Path(config.model).stem
+    threshold = bundle.threshold if config.threshold is None else float(config.threshold)
+    records, rows = _write_outputs(out, scored.folder, videos, bundle.method, threshold, config)
+    from vad_pipeline.postprocess.alerts import write_alerts_csv
+
+    write_alerts_csv(out / "alerts.csv", rows)
+    save_json_atomic(out / "predictions.json", {
+        "schema": PREDICTIONS_SCHEMA, "model": str(Path(config.model).resolve()), "model_key": bundle.key,
+        "method": bundle.method, "threshold": threshold,
+        "threshold_source": "calibrated" if config.threshold is None else "--threshold",
+        "far": bundle.calibration.get("far"), "scores": str(scored.folder),
+        "failed": [[str(p), message] for p, message in failed], "videos": records,
+    })
+    log.info("predict: %d video(s) scored, %d cached, %d failed; %d alert(s) at threshold %.4f -> %s",
+             len(scored.done), len(scored.cached), len(failed), len(rows), threshold, out)
+    return PredictSummary(out, len(scored.done), len(scored.cached), len(rows), failed)
+
+
+def _extract_features(workspace: Workspace, inputs: list[Path], bundle: Any, config: PredictConfig, extract: Any,
+                      executor: Executor | None) -> tuple[list[Any], list[tuple[Path, str]]]:
+    """The ``features`` stage with the bundle's spec on the videos under ``inputs``: their features, and the videos
+    that failed."""
+    from vad_pipeline.discovery import find_videos
+    from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
+    from vad_pipeline.models.data import VideoFeatures
+
+    spec = bundle.features["config"]
+    random = str(spec.get("weights_sha256", "")).startswith("random")
+    base = extract or ExtractConfig(progress=config.progress)
+    shaped = dataclasses.replace(
+        base, backbone=spec["backbone"], crops=spec["crops"], tail=spec["tail"], snippet_frames=spec["snippet_frames"],
+        short_side=spec["short_side"], crop_size=spec["crop_size"], precision=spec.get("precision", "fp32"),
+        weights="random" if random else base.weights)
+    stage = FeatureStage(shaped, workspace)
+    ours = stage.config()
+    differ = sorted(k for k in set(spec) | set(ours) if spec.get(k) != ours.get(k))
+    if differ:
+        k = differ[0]
+        hint = ("pass --weights with the checkpoint the model was trained with" if k == "weights_sha256"
+                else "use a vad-pipeline version that extracts features the same way, or train the model again")
+        raise UserError(f"--model {config.model}: trained on features with {k}={spec.get(k)!r}, this machine would "
+                        f"make {k}={ours.get(k)!r}; {hint}")
+    paths = find_videos(inputs)
+    if not paths:
+        raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+    summary = run_stage(workspace, stage, paths, progress=config.progress, executor=executor)
+    assert summary.folder is not None
+    videos = []
+    for path in [*summary.done, *summary.cached]:
+        ref = workspace.video_ref(path)
+        npy = summary.folder / f"{ref.video_id}.npy"
+        videos.append(VideoFeatures(name=Path(path).stem, key=ref.video_id, files=(npy,), source=str(path)))
+    return sorted(videos, key=lambda v: v.key), list(summary.failed)
+
+
+def _write_outputs(out: Path, scores_folder: Path, videos: list[Any], method: str, threshold: float,
+                   config: PredictConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per video frame scores, alerts and proposals from the cached scores: (predictions.json records, CSV rows)."""
+    from vad_pipeline.postprocess.alerts import find_alerts
+    from vad_pipeline.postprocess.proposals import tcam_proposals
+
+    records, rows = [], []
+    for video in videos:
+        target = scores_folder / f"{video.key}.npy"
+        if not target.is_file():  # its scoring failed (reported above)
+            continue
+        scores = np.load(target, allow_pickle=False)
+        extras_file = scores_folder / f"{video.key}.extras.npz"
+        attention = None
+        if extras_file.is_file():
+            with np.load(extras_file, allow_pickle=False) as archive:
+                attention = archive["attention"] if "attention" in archive.files else None
+        meta = _features_sidecar(video.files[0])
+        frames = int(meta.get("frames") or 16 * len(scores))
+        fps = meta.get("fps")
+        frame_scores = snippet_to_frames(scores, frames).astype(np.float32)
+        frame_file = out / "frames" / f"{video.key}.npy"
+        save_npy_atomic(frame_file, frame_scores)
+        video_rows = [a.row(video.name, video.key, fps, threshold) for a in find_alerts(frame_scores, threshold)]
+        rows += video_rows
+        proposals = tcam_proposals(scores, attention, frames, threshold=config.proposal_threshold)
+        records.append({"video": video.source or video.name, "key": video.key, "method": method, "frames": frames,
+                        "fps": fps, "snippets": int(len(scores)), "max_score": float(np.max(scores)) if len(scores)
+                        else None, "frame_scores": str(frame_file), "alerts": video_rows,
+                        "proposals": [p.to_json() for p in proposals]})
+    return records, rows
+
+
+def _features_sidecar(features_file: Path) -> dict[str, Any]:
+    """The features' sidecar (frame count, fps), or nothing for public-layout files."""
+    sidecar = Path(features_file).with_suffix(".json")
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+    except (OSError, ValueError):
+        return {}

@@ -178,10 +178,12 @@ _UCF_CLASSES = ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", 
                 "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism")
 
 
-def assign_labels(videos: list[VideoFeatures], labels_file: Path | None) -> tuple[dict[str, int], dict[str, str]]:
-    """Video labels (name -> 0/1) and the splits the labels file gives (name -> train/test).
+def assign_labels(videos: list[VideoFeatures], labels_file: Path | None,
+                  allow_unlabeled: bool = False) -> tuple[dict[str, int], dict[str, str]]:
+    """Video labels (name -> 0/1) and the splits the labels file gives (name -> train/test/val).
 
-    Raises one clear error listing the videos no rule could label."""
+    Raises one clear error listing the videos no rule could label; with ``allow_unlabeled`` only when no video has
+    a label (the others are said in one line and left out: new footage is for ``predict``)."""
     from_file = read_labels_csv(labels_file) if labels_file else {}
     labels: dict[str, int] = {}
     splits: dict[str, str] = {}
@@ -199,7 +201,10 @@ def assign_labels(videos: list[VideoFeatures], labels_file: Path | None) -> tupl
         labels[video.name] = label
         if entry and entry.split:
             splits[video.name] = entry.split
-    if unlabeled:
+    if unlabeled and allow_unlabeled and labels:
+        log.warning("%d video(s) without a label left out (%s%s); apply a trained model to them with "
+                    "`vad-pipeline predict`", len(unlabeled), ", ".join(unlabeled[:3]), "..." if len(unlabeled) > 3 else "")
+    elif unlabeled:
         where = f" in {labels_file}" if labels_file else ""
         raise UserError(
             f"no label for {len(unlabeled)} video(s) ({', '.join(unlabeled[:3])}{'...' if len(unlabeled) > 3 else ''})"

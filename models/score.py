@@ -61,7 +61,7 @@ class TrainConfig:
     method: str = "mil"
     base: str = "mil"  # the method xel is plugged into
     features: Path | None = None  # a folder of public-layout features instead of the workspace's
-    features_tag: str | None = None  # which workspace features/<tag>/ folder (default: the newest real one)
+    features_tag: str | None = None  # which workspace features/<tag>/ folder (default: the only one there is)
     labels: Path | None = None
     train_list: Path | None = None
     test_list: Path | None = None
@@ -152,18 +152,8 @@ def choose_features(workspace: Workspace, config: TrainConfig) -> tuple[list[Vid
     """The videos' features and their spec (:mod:`.bundle`'s ``features``)."""
     if config.features:
         return scan_feature_dir(config.features), {"source": "files", "dir": str(Path(config.features).resolve())}
-    root = workspace.root / "features"
-    folders = sorted((p for p in root.glob("*") if (p / "config.json").is_file()), key=lambda p: p.stat().st_mtime)
-    if config.features_tag:
-        folders = [p for p in folders if p.name == config.features_tag]
-        if not folders:
-            raise UserError(f"--features-tag {config.features_tag}: no such folder in {root}")
-    if not folders:
-        raise UserError(f"{root}: no features yet; run `vad-pipeline extract VIDEOS...` first or pass --features DIR")
-    real = [p for p in folders if "-random-" not in p.name]
-    folder = (real or folders)[-1]
-    if len(folders) > 1 and not config.features_tag:
-        log.info("score: using features/%s (pick another with --features-tag)", folder.name)
+    folder = workspace.configured_folder("features", config.features_tag, "--features-tag",
+                                         "run `vad-pipeline extract VIDEOS...` first or pass --features DIR")
     videos = scan_workspace_features(folder)
     if not videos:
         raise UserError(f"{folder}: holds no finished features; run `vad-pipeline extract` again")
@@ -310,7 +300,8 @@ def prepare_training(workspace: Workspace, config: TrainConfig) -> tuple[list[Vi
                                                                           dict[str, Any]]:
     """The features, labels, splits, training and test names and the feature spec ``config`` selects."""
     videos, spec = choose_features(workspace, config)
-    labels, splits = assign_labels(videos, config.labels)
+    labels, splits = assign_labels(videos, config.labels, allow_unlabeled=True)
+    videos = [v for v in videos if v.name in labels]
     train_names, test_names = split_videos(videos, splits, config)
     return videos, labels, splits, train_names, test_names, spec
 

@@ -79,6 +79,30 @@ def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
     parser.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
 
 
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where the per-video work runs: this process, or Ray actors."""
+    scale = parser.add_argument_group("scale-out")
+    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: this process (default); ray: one Ray actor per GPU or CPU slot, sharing the workdir "
+                            "(needs vad-pipeline[ray] and a workdir every node can reach)")
+    scale.add_argument("--address", default=None,
+                       help="ray: cluster to join ('auto', ray://host:10001); default: start a local instance")
+    scale.add_argument("--workers", type=int, default=None,
+                       help="ray: actors (default: one per GPU, else CPUs / --cpus-per-worker)")
+    scale.add_argument("--cpus-per-worker", type=int, default=1, help="ray: CPUs (torch threads) per actor")
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor ``_executor_options`` chose (None: this process)."""
+    if args.executor == "ray":
+        from vad_pipeline.ray_executor import RayExecutor  # imported only here: the default path never loads Ray
+
+        return RayExecutor(address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker)
+    if args.address or args.workers:
+        raise UserError("--address and --workers only apply with --executor ray")
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vad-pipeline",
@@ -107,15 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--classes", default=None, help="tracks: comma-separated class ids to keep")
     extract.add_argument("--frame-stride", type=int, default=1, help="tracks: detect every N-th frame")
     extract.add_argument("--force", action="store_true", help="recompute even what is cached")
-    scale = extract.add_argument_group("scale-out")
-    scale.add_argument("--executor", choices=("local", "ray"), default="local",
-                       help="local: this process (default); ray: one Ray actor per GPU or CPU slot, sharing the workdir "
-                            "(needs vad-pipeline[ray] and a workdir every node can reach)")
-    scale.add_argument("--address", default=None,
-                       help="ray: cluster to join ('auto', ray://host:10001); default: start a local instance")
-    scale.add_argument("--workers", type=int, default=None,
-                       help="ray: actors (default: one per GPU, else CPUs / --cpus-per-worker)")
-    scale.add_argument("--cpus-per-worker", type=int, default=1, help="ray: CPUs (torch threads) per actor")
+    _executor_options(extract)
     _common(extract)
     extract.set_defaults(handler=_cmd_extract)
 
@@ -134,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "tracks; trained on normal videos only) (default mil)")
     _training_options(score, far=0.01)
     ssmtl = score.add_argument_group("ssmtl options")
-    ssmtl.add_argument("--tracks", type=Path, default=None, help="a tracks folder (default: the workspace's newest)")
+    ssmtl.add_argument("--tracks", type=Path, default=None, help="a tracks folder (default: the workspace's only tracks/<tag>/; with several, --tracks-tag)")
     ssmtl.add_argument("--tracks-tag", default=None, help="which workspace tracks/<tag>/ folder to use")
     ssmtl.add_argument("--variant", default="shallow-narrow",
                        help="shallow-narrow (default), shallow-wide, deep-narrow or deep-wide")
@@ -159,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssmtl.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                        help="ssmtl's training and scoring: fp32 (default), bf16 mixed precision (CPUs with bf16 "
                             "and GPUs) or fp16 (CUDA)")
+    _executor_options(score)
     _common(score)
     score.set_defaults(handler=_cmd_score)
 
@@ -196,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=4, help="feature extraction: snippets per forward pass")
     predict.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto", help="video decoder")
     predict.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+    _executor_options(predict)
     _common(predict)
     predict.set_defaults(handler=_cmd_predict)
 
@@ -251,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate a small video set with known anomalies and run the pipeline",
                                description="Generate seeded videos (normal + anomalous, with frame ground truth) in "
                                            "the workspace and run every stage on them.")
-    demo.add_argument("--videos-per-class", type=int, default=4)
+    demo.add_argument("--videos-per-class", type=int, default=12, help="generated videos per class, half to train on")
+    demo.add_argument("--new-videos", type=int, default=4,
+                      help="unlabeled videos generated afterwards, to apply the trained models to (predict)")
     demo.add_argument("--frames", type=int, default=96, help="frames per generated video")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--weights", default=None, help="i3d checkpoint or 'random' (default: installed weights)")
@@ -277,15 +297,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     tracks = TrackConfig(objects=args.objects, detector=args.detector, conf=args.conf, imgsz=args.imgsz, classes=classes,
                          frame_stride=args.frame_stride, decoder=args.decoder, progress=not args.quiet)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
-    executor = None
-    if args.executor == "ray":
-        from vad_pipeline.ray_executor import RayExecutor  # imported only here: the default path never loads Ray
-
-        executor = RayExecutor(address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker)
-    elif args.address or args.workers:
-        raise UserError("--address and --workers only apply with --executor ray")
     summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force, stages=stages,
-                             tracks=tracks, executor=executor)
+                             tracks=tracks, executor=_executor(args))
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
 
@@ -293,8 +306,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from vad_pipeline.models.score import ScoreConfig, score_videos
 
     if args.method == "ssmtl":
+        if args.executor != "local":
+            raise UserError("score --method ssmtl runs in this process; --executor ray applies to the other methods")
         return _cmd_score_ssmtl(args)
-    summary = score_videos(Workspace(args.workdir), ScoreConfig(**_training_fields(args)))
+    summary = score_videos(Workspace(args.workdir), ScoreConfig(**_training_fields(args)), executor=_executor(args))
     return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
 
 
@@ -332,7 +347,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                             decoder=args.decoder, threads=args.threads, progress=not args.quiet)
     config = PredictConfig(model=args.model, threshold=args.threshold, out=args.out, features=args.features,
                            progress=not args.quiet)
-    summary = predict(Workspace(args.workdir), args.videos, config, extract)
+    summary = predict(Workspace(args.workdir), args.videos, config, extract, executor=_executor(args))
     print(summary.out)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
@@ -407,7 +422,8 @@ def _cmd_weights_where(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DemoConfig, run_demo
 
-    config = DemoConfig(per_class=args.videos_per_class, frames=args.frames, seed=args.seed, weights=args.weights,
+    config = DemoConfig(per_class=args.videos_per_class, frames=args.frames, new_videos=args.new_videos,
+                        seed=args.seed, weights=args.weights,
                         progress=not args.quiet)
     return run_demo(Workspace(args.workdir), config)
 

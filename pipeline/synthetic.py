@@ -148,6 +148,28 @@ def generate_dataset(
     return videos
 
 
+def generate_unlabeled(root: Path, count: int = 4, frames: int = 96, seed: int = 0,
+                       size: tuple[int, int] = (144, 192)) -> list[SyntheticVideo]:
+    """New footage to apply a trained model to: ``count`` videos ``root/videos/clip_<n>.mp4`` whose names and
+    folders say nothing of their class (every second one holds an event), and no labels file. The frame ground
+    truth is written as ``root/ground_truth.csv`` so that alerts can be checked afterwards."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    videos: list[SyntheticVideo] = []
+    for number in range(count):
+        event, interval = None, None
+        if number % 2:
+            event = EVENTS[(number // 2) % len(EVENTS)]
+            length = int(rng.integers(frames // 4, frames // 2))
+            begin = int(rng.integers(frames // 8, frames - length - frames // 8))
+            interval = (begin, begin + length)
+        path = root / "videos" / f"clip_{number:03d}.mp4"
+        render_video(path, seed=seed * 1000 + 500 + number, frames=frames, size=size, event=event, interval=interval)
+        videos.append(SyntheticVideo(path, "anomaly" if event else "normal", "new", frames, interval, event))
+    write_ground_truth(root / "ground_truth.csv", videos)
+    return videos
+
+
 def write_labels(path: Path, videos: list[SyntheticVideo]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
 from .manifest import Manifest
 
 DEFAULT_WORKDIR = Path("vad-work")
@@ -70,6 +71,26 @@ class Workspace:
 
     def stage_folder(self, stage: str, tag: str) -> Path:
         return self.root / stage / tag
+
+    def configured_folder(self, stage: str, tag: str | None, option: str, hint: str) -> Path:
+        """The one ``<stage>/<tag>/`` folder a command reads: ``tag`` when given, else the only configuration there
+        is (one made with real weights is preferred to ``-random-`` test ones). Never "the newest": with several,
+        one clear line lists them and names ``option`` to choose. ``hint`` says how to make one."""
+        root = self.root / stage
+        folders = sorted(p for p in root.glob("*") if (p / "config.json").is_file())
+        if tag:
+            chosen = [p for p in folders if p.name == tag]
+            if not chosen:
+                known = ", ".join(p.name for p in folders) or "none"
+                raise UserError(f"{option} {tag}: no such folder in {root} (there: {known})")
+            return chosen[0]
+        if not folders:
+            raise UserError(f"{root}: nothing there yet; {hint}")
+        candidates = [p for p in folders if "-random-" not in p.name] or folders
+        if len(candidates) > 1:
+            raise UserError(f"{root}: {len(candidates)} configurations ({', '.join(p.name for p in candidates)}); "
+                            f"choose one with {option} TAG")
+        return candidates[0]
 
     def video_ref(self, path: Path) -> VideoRef:
         """Identify ``path`` by content (the hash is cached in the manifest while size and mtime are unchanged)."""

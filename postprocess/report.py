@@ -172,10 +172,15 @@ details{margin:6px 0} .best{font-weight:bold}
 """
 
 
-def _metric_table(results: list[RunResult]) -> str:
-    headers = ["method", "test videos", "frames"] + [name.replace("_", " ") for name, _ in CSV_COLUMNS]
+#: the columns the page shows first; the rest are one click away
+KEY_COLUMNS = ("frame_auc", "frame_ap", "frame_macro_auc", "video_auc", "false_alarm_rate_at_recall", "rbdc", "tbdc")
+
+
+def _metric_table(results: list[RunResult], columns: list[tuple[str, tuple[str, str]]]) -> str:
+    """One table of ``columns`` for ``results``; bold marks the best value of each column."""
+    headers = ["method", "test videos", "frames"] + [name.replace("_", " ") for name, _ in columns]
     best: dict[str, float] = {}
-    for name, key in CSV_COLUMNS:
+    for name, key in columns:
         values = [v for r in results if (v := _get(r.metrics, key)) is not None]
         if values and not name.startswith(("false_alarm", "threshold")):
             best[name] = max(values)
@@ -184,13 +189,34 @@ def _metric_table(results: list[RunResult]) -> str:
         frame = result.metrics.get("frame") or {}
         cells = [f"<td>{html.escape(result.run.label)}</td>", f"<td>{result.metrics['test_videos']}</td>",
                  f"<td>{_fmt(frame.get('frames'))}</td>"]
-        for name, key in CSV_COLUMNS:
+        for name, key in columns:
             value = _get(result.metrics, key)
             css = ' class="best"' if value is not None and best.get(name) == value and len(results) > 1 else ""
             cells.append(f"<td{css}>{_fmt(value)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+def _metric_tables(results: list[RunResult]) -> str:
+    """The metrics, one table per set of evaluated test videos (methods scored on different videos are not
+    comparable, so they never share a table): the key columns, then every column behind a click."""
+    groups: dict[tuple[str, ...], list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(tuple(sorted(v.video.name for v in result.videos)), []).append(result)
+    parts = []
+    if len(groups) > 1:
+        parts.append(f'<div class="warn">These methods were evaluated on {len(groups)} different sets of test '
+                     "videos: compare numbers within one table only.</div>")
+    for index, (names, members) in enumerate(groups.items(), 1):
+        if len(groups) > 1:
+            shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+            parts.append(f"<h3>Test set {index}: {len(names)} videos ({html.escape(shown)})</h3>")
+        key = [(n, k) for n, k in CSV_COLUMNS
+               if n in KEY_COLUMNS and any(_get(r.metrics, k) is not None for r in members)]
+        parts.append(_metric_table(members, key))
+        parts.append(f"<details><summary>all metrics</summary>{_metric_table(members, CSV_COLUMNS)}</details>")
+    return "".join(parts)
 
 
 def _warnings(results: list[RunResult], truth: GroundTruth) -> list[str]:
@@ -293,7 +319,7 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
         "average_precision_score. Macro values average per test video. False alarms: fraction of normal-video frames "
         f"scoring ≥ {config.evaluation.alarm_threshold}, and at the threshold reaching "
         f"{config.evaluation.target_recall:.0%} frame recall. Bold: best per column.</p>",
-        _metric_table(results),
+        _metric_tables(results),
     ]
     if curves:
         body.append("<h2>ROC and precision-recall curves</h2>" + _img(figures.roc_pr(curves, aucs), "ROC and PR"))

@@ -40,6 +40,32 @@ SSMTL = [
 ]
 
 
+TRAINING = [("far", "train"), ("holdout", "train"), ("far", "score"), ("holdout", None)]
+
+
+@pytest.mark.parametrize("dest,command", TRAINING, ids=[f"{c}-{d}" for d, c in TRAINING])
+def test_training_defaults_come_from_the_configs(dest: str, command: str | None) -> None:
+    from vad_pipeline.models.score import ScoreConfig, TrainConfig
+
+    if command is None:  # score has no --holdout: benchmarks train on the whole training split
+        assert _default(ScoreConfig, dest) == 0.0
+        return
+    config = TrainConfig if command == "train" else ScoreConfig
+    assert getattr(_parsed(command), dest) == _default(config, dest)
+
+
+def test_demo_and_predict_defaults_come_from_the_configs() -> None:
+    from vad_pipeline.demo import DemoConfig
+    from vad_pipeline.predict import PredictConfig
+
+    demo = _parsed("demo")
+    assert (demo.videos_per_class, demo.frames, demo.new_videos, demo.seed) == (
+        DemoConfig.per_class, DemoConfig.frames, DemoConfig.new_videos, DemoConfig.seed)
+    predict = _parsed("predict", "--model", "m.pt")
+    assert (predict.threshold, predict.batch_size, predict.device) == (
+        PredictConfig.threshold, _default(ExtractConfig, "batch_size"), _default(ExtractConfig, "device"))
+
+
 @pytest.mark.parametrize("dest,config,field", EXTRACT, ids=[e[0] for e in EXTRACT])
 def test_extract_defaults_come_from_the_configs(dest: str, config: Any, field: str) -> None:
     assert getattr(_parsed("extract", "videos/"), dest) == _default(config, field)

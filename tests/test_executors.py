@@ -102,6 +102,37 @@ def test_ray_executor_reports_bad_videos_and_keeps_the_rest(synthetic_dataset, t
     assert statuses == {"corrupt": "failed", good.stem.replace(".", "_"): "done"}
 
 
+@pytest.mark.slow
+def test_ray_scoring_matches_in_process(tmp_path: Path) -> None:
+    """The scores stage runs on Ray actors like any per-video stage: the same model (trained once, in the driver),
+    the same score files bit for bit, the same manifest records."""
+    pytest.importorskip("ray", reason="the Ray executor is the optional extra vad-pipeline[ray]")
+    import torch
+
+    from vad_pipeline.models.score import ScoreConfig, score_videos
+    from vad_pipeline.ray_executor import RayExecutor
+    from vad_pipeline.synthetic import synthetic_features, write_feature_set
+
+    folder, labels = write_feature_set(tmp_path / "data", synthetic_features(n_normal=6, n_anomalous=6, seed=2))
+    config = ScoreConfig(features=folder, labels=labels, epochs=2, progress=False)
+    torch.set_num_threads(1)  # as each 1-CPU actor: reductions over more threads change the last bits
+    local = score_videos(Workspace(tmp_path / "local"), config)
+    distributed = score_videos(Workspace(tmp_path / "ray"), config,
+                               executor=RayExecutor(workers=2, cpus_per_worker=1, num_cpus=2))
+    assert local.scored == distributed.scored == 12 and not distributed.failed
+    assert local.folder.name == distributed.folder.name
+    local_files, ray_files = _artifacts(local.folder), _artifacts(distributed.folder)
+    assert local_files.keys() == ray_files.keys() and len(local_files) >= 2 * 12
+    for name, value in local_files.items():
+        if isinstance(value, np.ndarray):
+            assert np.array_equal(value, ray_files[name]), name
+        elif name not in ("train.json", "summary.json"):
+            assert value == ray_files[name], name
+    records = {k: v for k, v in _done_records(Workspace(tmp_path / "ray")).items() if k[0] == "scores"}
+    assert len(records) == 12 and records == {k: v for k, v in _done_records(Workspace(tmp_path / "local")).items()
+                                              if k[0] == "scores"}
+
+
 def _write_rows(path: str, writer: int, rows: int) -> None:
     manifest = Manifest(Path(path))
     for index in range(rows):

@@ -82,6 +82,29 @@ def test_report_html_is_self_contained_and_escaped(scored, tmp_path: Path) -> No
     assert page.count('src="data:image/png;base64,') >= 3
 
 
+def test_methods_on_different_test_videos_never_share_a_table(scored, tmp_path: Path) -> None:
+    """Two methods on the same videos: one table (key columns, every column behind a click). A run on other test
+    videos gets a table of its own, under a warning."""
+    workdir, gt, _ = scored
+    out = tmp_path / "same"
+    assert main(["report", "--workdir", str(workdir), "--gt", str(gt), "--out", str(out), "-q"]) == 0
+    page = (out / "index.html").read_text()
+    assert page.count("<summary>all metrics</summary>") == 1 and "different sets of test videos" not in page
+    key_table = page.split("<h2>Metrics</h2>", 1)[1].split("<details>", 1)[0]
+    assert "frame auc" in key_table and "segment auc" not in key_table  # the rest is one click away
+
+    other = tmp_path / "other"
+    shutil.copytree(workdir, other)
+    (run,) = (other / "scores").glob("align-*")
+    labels = json.loads((run / "labels.json").read_text())
+    dropped = next(key for key, entry in labels.items() if entry["split"] == "test")
+    for path in run.glob(f"{dropped}.*"):
+        path.unlink()
+    assert main(["report", "--workdir", str(other), "--gt", str(gt), "--out", str(tmp_path / "split"), "-q"]) == 0
+    page = (tmp_path / "split" / "index.html").read_text()
+    assert page.count("<summary>all metrics</summary>") == 2 and "2 different sets of test videos" in page
+
+
 def test_report_without_scores_is_one_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["report", "--workdir", str(tmp_path / "none")]) == 2
     assert "no workspace here yet" in capsys.readouterr().err

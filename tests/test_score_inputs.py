@@ -51,6 +51,20 @@ def test_unlabeled_videos_are_one_clear_error(tmp_path: Path) -> None:
     np.save(tmp_path / "clip.npy", np.zeros((3, 4), np.float32))
     with pytest.raises(UserError, match="no label for 1 video"):
         assign_labels(scan_feature_dir(tmp_path), None)
+    with pytest.raises(UserError, match="no label for 1 video"):  # nothing labelled at all: still an error
+        assign_labels(scan_feature_dir(tmp_path), None, allow_unlabeled=True)
+
+
+def test_training_leaves_unlabeled_videos_out_in_one_line(tmp_path: Path, caplog) -> None:
+    """New footage beside labelled videos is said once and left out of training and scoring (it is for predict)."""
+    (tmp_path / "normal").mkdir()
+    np.save(tmp_path / "normal" / "walk.npy", np.zeros((3, 4), np.float32))
+    np.save(tmp_path / "clip.npy", np.zeros((3, 4), np.float32))
+    with caplog.at_level("WARNING"):
+        labels, _ = assign_labels(scan_feature_dir(tmp_path), None, allow_unlabeled=True)
+    assert labels == {"walk": 0}
+    assert [r.message for r in caplog.records if "without a label" in r.message] == [
+        "1 video(s) without a label left out (clip); apply a trained model to them with `vad-pipeline predict`"]
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """``vad-pipeline score --method ssmtl``: train SSMTL on the objects of normal training videos, score every frame.
 
-Inputs: a tracks folder (the workspace's newest ``tracks/<tag>/``, ``--tracks-tag``, or ``--tracks DIR`` with
+Inputs: a tracks folder (the workspace's only ``tracks/<tag>/``, ``--tracks-tag``, or ``--tracks DIR`` with
 ``<name>.csv`` + ``.json`` sidecars naming the video) and video labels/splits as for the weak methods. Training
 uses only normal videos of the training split.
 
@@ -129,14 +129,9 @@ def find_tracks(workspace: Workspace, config: SSMTLConfig) -> tuple[Path, list[T
         if not folder.is_dir():
             raise UserError(f"--tracks {folder}: no such folder")
     else:
-        root = workspace.root / "tracks"
-        folders = sorted((p for p in root.glob("*") if (p / "config.json").is_file()), key=lambda p: p.stat().st_mtime)
-        if config.tracks_tag:
-            folders = [p for p in folders if p.name == config.tracks_tag]
-        if not folders:
-            raise UserError(f"{root}: no tracks yet; run `vad-pipeline extract VIDEOS --stages tracks` first "
-                            "(or pass --tracks DIR)")
-        folder = folders[-1]
+        folder = workspace.configured_folder("tracks", config.tracks_tag, "--tracks-tag",
+                                             "run `vad-pipeline extract VIDEOS --stages tracks` first (or pass "
+                                             "--tracks DIR)")
     videos = []
     for sidecar in sorted(folder.glob("*.json")):
         if sidecar.name == "config.json":

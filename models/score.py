@@ -282,6 +282,10 @@ def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key
                    "measured_far": false_alarm_rate(normal_frames, threshold)}
     log.info("train: alarm threshold %.4f (false-alarm budget %.3g of normal frames, calibrated on %d %s video(s))",
              threshold, config.far, len(calibrate_on), calibration["on"])
+    if calibration["frames"] * config.far < 10:  # fewer than 10 frames above the threshold: a noisy quantile
+        log.warning("train: the alarm threshold rests on %d normal frames, too few for a false-alarm budget of %.3g "
+                    "(about %d needed); hold out more normal videos (--holdout, or a val split in the labels)",
+                    calibration["frames"], config.far, int(10 / config.far))
     return ModelBundle(
         key=key, method=method.name, options=key_config["options"], schedule=key_config["schedule"], seed=config.seed,
         feature_dim=method.feature_dim, features=dict(spec), threshold=threshold,

@@ -217,6 +217,37 @@ def build_parser() -> argparse.ArgumentParser:
     _common(predict)
     predict.set_defaults(handler=_cmd_predict)
 
+    watch = commands.add_parser(
+        "watch", help="score a live stream (file, camera, RTSP / HTTP URL) with a model bundle as frames arrive",
+        description="Score SOURCE snippet by snippet as frames arrive: one JSON line per snippet and per alert on "
+                    "stdout; at the end (or Ctrl-C) latency p50 / p95 and sustained frames/s.")
+    watch.add_argument("source", help="a video file, a camera index (0) or an rtsp:// / http:// URL")
+    watch.add_argument("--model", type=Path, required=True, help="a bundle written by `vad-pipeline train`")
+    watch.add_argument("--realtime", action="store_true", help="a file: deliver its frames at its frame rate")
+    watch.add_argument("--threshold", type=float, default=None,
+                       help="alarm threshold (default: the bundle's, calibrated at training time)")
+    watch.add_argument("--out", type=Path, default=None, help="keep an mp4 clip around each alert in this folder")
+    watch.add_argument("--context", type=int, default=32,
+                       help="snippets of past a temporal method sees (default 32; mil scores each snippet alone)")
+    watch.add_argument("--clip-seconds", type=float, default=2.0, help="seconds kept before and after each alert")
+    watch.add_argument("--retries", type=int, default=5, help="times a dropped stream is reopened in a row")
+    watch.add_argument("--weights", metavar="PATH", default=None,
+                       help="the backbone checkpoint the model was trained with (default: the usual places)")
+    watch.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    watch.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+    _common(watch)
+    watch.set_defaults(handler=_cmd_watch)
+
+    export = commands.add_parser(
+        "export", help="write a model bundle's scoring network as ONNX (checked against torch)",
+        description="Export the bundle's scoring network, features (crops, T, D) -> scores (crops, T), as ONNX with "
+                    "the bundle's key, threshold and feature spec in its metadata; checked with ONNX Runtime.")
+    export.add_argument("--model", type=Path, required=True, help="a bundle written by `vad-pipeline train`")
+    export.add_argument("--format", dest="fmt", choices=("onnx",), default="onnx")
+    export.add_argument("--out", type=Path, default=None, help="output file (default: the bundle's path, .onnx)")
+    _common(export)
+    export.set_defaults(handler=_cmd_export)
+
     weights = commands.add_parser("weights", help="install or locate backbone weights",
                                   description="Install or locate model weights (offline-friendly).")
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
@@ -336,6 +367,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model = train_model(Workspace(args.workdir), TrainConfig(**_training_fields(args), holdout=args.holdout,
                                                              out=args.out))
     print(args.out or model.path)
+    return EXIT_OK
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from vad_pipeline.extractors.extract import ExtractConfig
+    from .watch import WatchConfig, watch
+
+    extract = ExtractConfig(weights=args.weights, device=args.device, threads=args.threads, batch_size=1,
+                            progress=False)
+    config = WatchConfig(model=args.model, threshold=args.threshold, realtime=args.realtime, out=args.out,
+                         context=args.context, clip_seconds=args.clip_seconds, retries=args.retries)
+    summary = watch(Workspace(args.workdir), args.source, config, extract)
+    return EXIT_OK if summary.frames else EXIT_SOME_FAILED
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vad_pipeline.models.export import export_model
+
+    print(export_model(args.model, args.out, args.fmt).path)
     return EXIT_OK
 
 

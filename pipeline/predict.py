@@ -79,9 +79,6 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
     failed: list[tuple[Path, str]] = []
     if config.features is not None:
         videos = scan_feature_dir(config.features)
-    elif bundle.features.get("source") != "workspace":
-        raise UserError(f"--model {config.model}: trained on feature files ({bundle.features.get('dir')}), not on "
-                        "features this pipeline extracts; apply it to the same kind of files with --features DIR")
     else:
         if not inputs:
             raise UserError("predict: no videos given; pass video files or folders")
@@ -114,17 +111,18 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
     return PredictSummary(out, len(scored.done), len(scored.cached), len(rows), failed)
 
 
-def _extract_features(workspace: Workspace, inputs: list[Path], bundle: Any, config: PredictConfig, extract: Any,
-                      executor: Executor | None) -> tuple[list[Any], list[tuple[Path, str]]]:
-    """The ``features`` stage with the bundle's spec on the videos under ``inputs``: their features, and the videos
-    that failed."""
-    from vad_pipeline.discovery import find_videos
+def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, extract: Any = None,
+                      progress: bool = True) -> Any:
+    """The ``features`` stage that makes the features ``bundle`` was trained on, with the speed options of
+    ``extract`` (an ``ExtractConfig``); one clear line when this machine would make other features."""
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
-    from vad_pipeline.models.data import VideoFeatures
 
+    if bundle.features.get("source") != "workspace":
+        raise UserError(f"--model {model}: trained on feature files ({bundle.features.get('dir')}), not on "
+                        "features this pipeline extracts; apply it to the same kind of files with --features DIR")
     spec = bundle.features["config"]
     random = str(spec.get("weights_sha256", "")).startswith("random")
-    base = extract or ExtractConfig(progress=config.progress)
+    base = extract or ExtractConfig(progress=progress)
     shaped = dataclasses.replace(
         base, backbone=spec["backbone"], crops=spec["crops"], tail=spec["tail"], snippet_frames=spec["snippet_frames"],
         short_side=spec["short_side"], crop_size=spec["crop_size"], precision=spec.get("precision", "fp32"),
@@ -136,8 +134,19 @@ def _extract_features(workspace: Workspace, inputs: list[Path], bundle: Any, con
         k = differ[0]
         hint = ("pass --weights with the checkpoint the model was trained with" if k == "weights_sha256"
                 else "use a vad-pipeline version that extracts features the same way, or train the model again")
-        raise UserError(f"--model {config.model}: trained on features with {k}={spec.get(k)!r}, this machine would "
+        raise UserError(f"--model {model}: trained on features with {k}={spec.get(k)!r}, this machine would "
                         f"make {k}={ours.get(k)!r}; {hint}")
+    return stage
+
+
+def _extract_features(workspace: Workspace, inputs: list[Path], bundle: Any, config: PredictConfig, extract: Any,
+                      executor: Executor | None) -> tuple[list[Any], list[tuple[Path, str]]]:
+    """The ``features`` stage with the bundle's spec on the videos under ``inputs``: their features, and the videos
+    that failed."""
+    from vad_pipeline.discovery import find_videos
+    from vad_pipeline.models.data import VideoFeatures
+
+    stage = feature_stage_for(workspace, bundle, config.model, extract, config.progress)
     paths = find_videos(inputs)
     if not paths:
         raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")

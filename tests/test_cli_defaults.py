@@ -61,6 +61,12 @@ def test_demo_and_predict_defaults_come_from_the_configs() -> None:
     demo = _parsed("demo")
     assert (demo.videos_per_class, demo.frames, demo.new_videos, demo.seed) == (
         DemoConfig.per_class, DemoConfig.frames, DemoConfig.new_videos, DemoConfig.seed)
+    from vad_pipeline.watch import WatchConfig
+
+    watch = _parsed("watch", "0", "--model", "m.pt")
+    assert (watch.context, watch.clip_seconds, watch.retries, watch.threshold, watch.realtime) == (
+        WatchConfig.context, WatchConfig.clip_seconds, WatchConfig.retries, WatchConfig.threshold,
+        WatchConfig.realtime)
     predict = _parsed("predict", "--model", "m.pt")
     assert (predict.threshold, predict.batch_size, predict.device) == (
         PredictConfig.threshold, _default(ExtractConfig, "batch_size"), _default(ExtractConfig, "device"))

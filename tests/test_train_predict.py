@@ -170,3 +170,28 @@ def test_predict_says_when_the_features_do_not_fit(features, tmp_path: Path) -> 
     np.save(other / "wide.npy", np.zeros((4, 32), np.float32))
     with pytest.raises(UserError, match="features of size 32, the model takes 64"):
         predict(workspace, [], PredictConfig(model=model.path, features=other, progress=False))
+
+
+@pytest.mark.parametrize("method", ["mil", *(pytest.param(m, marks=pytest.mark.slow) for m in ("align", "ddl", "xel"))])
+def test_onnx_export_matches_torch(method: str, features, tmp_path: Path) -> None:
+    """`vad-pipeline export --format onnx`: ONNX Runtime gives the bundle's scores within 1e-4 at any length and
+    number of crops, and the file carries the bundle's key and threshold."""
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    root, folder, labels, videos = features
+    workdir = tmp_path / "work"
+    model = train_model(Workspace(workdir), TrainConfig(method=method, features=folder, labels=labels, epochs=1,
+                                                        progress=False))
+    out = tmp_path / f"{method}.onnx"
+    assert main(["export", "--model", str(model.path), "--out", str(out), "--workdir", str(workdir), "-q"]) == 0
+    bundle = load_bundle(model.path)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["model_key"] == bundle.key and float(meta["threshold"]) == bundle.threshold
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    method_net = bundle.build()
+    for video in videos[:3]:  # real lengths, one crop, and the same video as three crops
+        for crops in (video.features, np.repeat(video.features, 3, axis=1)):
+            per_crop = np.ascontiguousarray(crops.transpose(1, 0, 2))  # (crops, T, D)
+            got = session.run(["scores"], {"features": per_crop})[0].mean(axis=0)
+            expected = score_features(method_net, crops)[0]
+            assert np.abs(got - expected).max() <= 1e-4

@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--split", choices=("test", "all"), default="test", help="which scored videos to evaluate")
     report.add_argument("--max-videos", type=int, default=24, help="videos drawn in the HTML")
     report.add_argument("--open", action="store_true", help="open the report in a browser")
+    report.add_argument("--predictions", action="append", type=Path, default=[], metavar="DIR",
+                        help="a `predict` output folder to show (repeatable; default: every one in the workdir)")
     report.add_argument("--accuracy", type=Path, default=None,
                         help="include an accuracy.json of benchmarks/accuracy.py (default: <workdir>/accuracy.json)")
     _common(report)
@@ -432,7 +434,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
                             proposal_threshold=args.proposal_threshold, alarm_threshold=args.alarm_threshold,
                             target_recall=args.target_recall, single_class=args.single_class, split=args.split)
     config = ReportConfig(gt=tuple(args.gt), out=args.out, runs=args.runs, evaluation=evaluation,
-                          max_videos=args.max_videos, open_browser=args.open, accuracy=args.accuracy)
+                          max_videos=args.max_videos, open_browser=args.open, accuracy=args.accuracy,
+                          predictions=tuple(args.predictions))
     summary = write_report(workspace, config)
     print(summary.html)
     return EXIT_OK

@@ -24,8 +24,10 @@ def _png(fig) -> bytes:
 
 
 def score_curves(labels: np.ndarray | None, curves: dict[str, np.ndarray],
-                 proposals: dict[str, list[tuple[int, int]]], fps: float | None, title: str) -> bytes:
-    """Frame scores of every method ``{method: (N,)}`` over shaded ground truth, proposals as bars beneath."""
+                 proposals: dict[str, list[tuple[int, int]]], fps: float | None, title: str,
+                 threshold: float | None = None) -> bytes:
+    """Frame scores of every method ``{method: (N,)}`` over shaded ground truth, proposals (or alerts) as bars
+    beneath, the alarm ``threshold`` as a dashed line."""
     fig, ax = plt.subplots(figsize=(9, 2.6))
     length = max((len(c) for c in curves.values()), default=len(labels) if labels is not None else 0)
     if labels is not None and len(labels):
@@ -42,6 +44,8 @@ def score_curves(labels: np.ndarray | None, curves: dict[str, np.ndarray],
         for start, end in proposals.get(method, []):
             y = -0.06 - 0.05 * i
             ax.plot([start, end - 1], [y, y], color=color, linewidth=3, solid_capstyle="butt")
+    if threshold is not None:
+        ax.axhline(threshold, color="#555", linestyle="--", linewidth=1, label=f"alarm threshold {threshold:.3g}")
     ax.set_xlim(0, max(length - 1, 1))
     ax.set_ylim(-0.08 - 0.05 * len(curves), 1.02)
     ax.set_xlabel("frame" + (f" ({fps:.3g} fps)" if fps else ""))

@@ -30,7 +30,9 @@ import numpy as np
 from vad_pipeline import __version__
 from vad_pipeline.atomic import prepare_folder, save_json_atomic, write_atomic
 from vad_pipeline.decode import VIDEO_EXTENSIONS
+from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
+from vad_pipeline.schemas import PREDICTIONS_SCHEMA
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
@@ -66,6 +68,7 @@ class ReportConfig:
     thumbnails: int = 8
     open_browser: bool = False
     accuracy: Path | None = None  # an accuracy.json of benchmarks/accuracy.py to show (default <workdir>/accuracy.json)
+    predictions: tuple[Path, ...] = ()  # `predict` output folders to show (default: every one in the workdir)
 
 
 @dataclass
@@ -98,19 +101,24 @@ def _img(png: bytes | None, alt: str) -> str:
 def write_report(workspace: Workspace, config: ReportConfig) -> ReportSummary:
     """Evaluate every run of the workspace and write the report (see the module docstring)."""
     out = Path(config.out) if config.out else workspace.root / "report"
+    predictions = _predictions(workspace, config)
+    if predictions and not any((p / "summary.json").is_file() for p in (workspace.root / "scores").glob("*")):
+        results, truth = [], GroundTruth()  # applied models only: nothing to evaluate
+    else:
+        results, truth = evaluate(workspace.root, list(config.gt), config.evaluation, config.runs)
     prepare_folder(out)
-    results, truth = evaluate(workspace.root, list(config.gt), config.evaluation, config.runs)
     document = _metrics_document(results, truth, config)
     save_json_atomic(out / "metrics.json", document)
     _write_csv(out / "metrics.csv", results)
     _write_proposals(out / "proposals", results, config.evaluation)
-    page = _html(workspace, results, truth, config, document)
+    page = _html(workspace, results, truth, config, document, predictions)
     write_atomic(out / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
     report_config = {"evaluation": asdict(config.evaluation), "gt": [str(p) for p in config.gt], "out": str(out)}
     workspace.manifest.record_lineage(
         "report", "report", config_hash(report_config), report_config, out / "index.html",
         {"scores": {r.run.label: r.run.folder.name.rsplit("-", 1)[-1] for r in results},
-         "ground_truth": {str(p): workspace.manifest.sha256_of(p)[:16] for p in config.gt if Path(p).is_file()}})
+         "ground_truth": {str(p): workspace.manifest.sha256_of(p)[:16] for p in config.gt if Path(p).is_file()},
+         "predictions": {d["folder"]: d["model_key"] for d in predictions}})
     for result in results:
         frame = result.metrics.get("frame") or {}
         log.info("report: %-6s frame AUC %s  AP %s  video AUC %s", result.run.label, _fmt(frame.get("auc")),
@@ -305,8 +313,70 @@ def _metadata(results: list[RunResult], truth: GroundTruth, config: ReportConfig
     return "<h2>Run metadata</h2><ul>" + "".join(items) + "</ul>"
 
 
+def _predictions(workspace: Workspace, config: ReportConfig) -> list[dict[str, Any]]:
+    """The ``predictions.json`` documents of ``vad-pipeline predict`` to show: ``config.predictions`` folders, else
+    every one under ``<workdir>/predictions/``."""
+    folders = list(config.predictions) or sorted((workspace.root / "predictions").glob("*"))
+    documents = []
+    for folder in folders:
+        path = Path(folder) / "predictions.json"
+        if not path.is_file():
+            if config.predictions:
+                raise UserError(f"--predictions {folder}: no predictions.json there; run `vad-pipeline predict` first")
+            continue
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            log.warning("%s: unreadable (%s); run `vad-pipeline predict` again", path, exc)
+            continue
+        if document.get("schema") == PREDICTIONS_SCHEMA:
+            documents.append(document | {"folder": str(folder)})
+    return documents
+
+
+def _prediction_sections(documents: list[dict[str, Any]], config: ReportConfig) -> str:
+    """Applied models without ground truth: per model its alerts, and per video the score curve against the
+    alarm threshold (alerts as bars beneath) and thumbnails."""
+    if not documents:
+        return ""
+    parts = ["<h2>Predictions (no ground truth)</h2><p class=\"muted\">Models applied with <code>vad-pipeline "
+             "predict</code>: frame scores against each model's alarm threshold; bars under the axis: alerts.</p>"]
+    for document in documents:
+        threshold = float(document["threshold"])
+        source = (f"calibrated at {document['far']:.3g} false alarms" if document.get("threshold_source") == "calibrated"
+                  else "given with --threshold")
+        videos = document.get("videos", [])
+        alerts = [a for v in videos for a in v.get("alerts", [])]
+        parts.append(f"<h3>{html.escape(document['method'])}: {html.escape(Path(document['model']).name)} on "
+                     f"{len(videos)} video(s), {len(alerts)} alert(s); threshold {threshold:.4g} ({source})</h3>")
+        if alerts:
+            rows = "".join(f"<tr><td>{html.escape(str(a['video']))}</td><td>{a['start_frame']}</td>"
+                           f"<td>{a['end_frame']}</td><td>{a['start_s']}</td><td>{a['end_s']}</td>"
+                           f"<td>{_fmt(a['peak_score'])}</td></tr>" for a in alerts)
+            parts.append("<details open><summary>alerts</summary><table><tr><th>video</th><th>start frame</th>"
+                         f"<th>end frame</th><th>start s</th><th>end s</th><th>peak score</th></tr>{rows}</table>"
+                         "</details>")
+        for video in videos[: config.max_videos]:
+            name = Path(str(video["video"])).name
+            try:
+                scores = np.load(video["frame_scores"], allow_pickle=False)
+            except (OSError, ValueError):
+                parts.append(f'<p class="muted">{html.escape(name)}: frame scores unreadable; run predict again</p>')
+                continue
+            spans = [(a["start_frame"], a["end_frame"] + 1) for a in video.get("alerts", [])]
+            parts.append(f'<div class="video"><h3>{html.escape(name)}</h3>')
+            parts.append(_img(figures.score_curves(None, {document["method"]: scores}, {document["method"]: spans},
+                                                   video.get("fps"), name, threshold=threshold),
+                              f"scores of {name}"))
+            source = Path(str(video["video"]))
+            if source.suffix.lower() in VIDEO_EXTENSIONS and source.is_file():
+                parts.append(_img(figures.thumbnails(source, config.thumbnails), f"frames of {name}"))
+            parts.append("</div>")
+    return "".join(parts)
+
+
 def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, config: ReportConfig,
-          document: dict[str, Any]) -> str:
+          document: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
     curves = {r.run.label: r.curves for r in results if r.curves is not None}
     aucs = {r.run.label: (_get(r.metrics, ("frame", "auc")), _get(r.metrics, ("frame", "ap"))) for r in results}
     warnings = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in _warnings(results, truth))
@@ -314,6 +384,13 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
         f"<h1>vad-pipeline report</h1><p class=\"muted\">{html.escape(document['created'])} · workspace "
         f"<code>{html.escape(str(workspace.root))}</code> · vad-pipeline {html.escape(__version__)}</p>",
         warnings,
+    ]
+    if not results:  # predictions only
+        body.append(_prediction_sections(predictions, config))
+        body.append(_metadata(results, truth, config))
+        return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vad-pipeline report</title>"
+                f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+    body += [
         "<h2>Metrics</h2>",
         '<p class="muted">Frame AP is the public code\'s auc(recall, precision); "ap sklearn" is scikit-learn\'s '
         "average_precision_score. Macro values average per test video. False alarms: fraction of normal-video frames "
@@ -327,6 +404,7 @@ def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, co
     body.append("<h2>Videos</h2><p class=\"muted\">Scores per frame (shaded: ground truth; bars under the axis: "
                 "each method's temporal proposals).</p>")
     body.append(_video_sections(workspace, results, config))
+    body.append(_prediction_sections(predictions, config))
     accuracy = config.accuracy or workspace.root / "accuracy.json"
     if Path(accuracy).is_file():
         body.append(accuracy_section(json.loads(Path(accuracy).read_text(encoding="utf-8"))))

@@ -195,3 +195,20 @@ def test_onnx_export_matches_torch(method: str, features, tmp_path: Path) -> Non
             got = session.run(["scores"], {"features": per_crop})[0].mean(axis=0)
             expected = score_features(method_net, crops)[0]
             assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_report_shows_predictions_without_ground_truth(features, tmp_path: Path) -> None:
+    """`vad-pipeline report` on a workspace where a model was only applied: score curves against the threshold and
+    the alerts, no metrics section."""
+    root, folder, labels, videos = features
+    workdir = tmp_path / "work"
+    workspace = Workspace(workdir)
+    model = train_model(workspace, TrainConfig(features=folder, labels=labels, epochs=1, progress=False))
+    result = predict(workspace, [], PredictConfig(model=model.path, features=folder, threshold=0.5, progress=False))
+    assert result.alerts > 0
+    assert main(["report", "--workdir", str(workdir), "--max-videos", "3", "-q"]) == 0
+    page = (workdir / "report" / "index.html").read_text()
+    assert "Predictions (no ground truth)" in page and "<h2>Metrics</h2>" not in page
+    assert f"{result.alerts} alert(s); threshold 0.5 (given with --threshold)" in page
+    assert page.count('src="data:image/png;base64,') == 3  # one score curve per drawn video
+    assert json.loads((workdir / "report" / "metrics.json").read_text())["methods"] == {}

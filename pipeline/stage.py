@@ -88,10 +88,11 @@ class RunSummary:
     cached: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     folder: Path | None = None
+    skipped: list[str] = field(default_factory=list)  # stages left out, one line each (e.g. missing weights)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.skipped
 
 
 def stage_folder(workspace: Workspace, stage: Stage) -> tuple[str, Path, dict[str, Any]]:

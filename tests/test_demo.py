@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +25,20 @@ def test_demo_generates_ground_truth_and_features(tmp_path: Path, i3d_weights: P
     for row in truth:
         assert 0 <= int(row["start_frame"]) < int(row["end_frame"]) <= 48
     features = sorted((workdir / "features").glob("i3d-center-*/*.npy"))
-    assert len(features) == 4
+    assert len(features) == 4 + 4  # the demo's videos and the 4 new ones the bundles are applied to
     assert all(np.load(p).shape == (3, 1, 1024) for p in features)
+    for method in ("mil", "align", "ddl", "xel"):  # each bundle applied to the new, unlabeled videos
+        (predictions,) = (workdir / "predictions").glob(f"{method}-*")
+        document = json.loads((predictions / "predictions.json").read_text())
+        assert len(document["videos"]) == 4 and (predictions / "alerts.csv").is_file()
+    assert "Predictions (no ground truth)" in (workdir / "report" / "index.html").read_text()
 
     assert main(["status", "--workdir", str(workdir)]) == 0
     out = capsys.readouterr().out
-    assert "4 done" in out
+    assert "8 done" in out
     _check_lineage(workdir, capsys)
 
     # the demo ends with a report whose metrics equal scikit-learn on the same arrays
-    import json
-
     from sklearn.metrics import roc_auc_score
 
     document = json.loads((workdir / "report" / "metrics.json").read_text())
@@ -66,7 +70,6 @@ def _check_lineage(workdir: Path, capsys) -> None:
     """``status --json`` lists every stage's artifacts, and each names the keys of what it was computed from: the
     links resolve to artifacts that exist (video -> features / tracks -> objects / features -> models -> scores ->
     report)."""
-    import json
 
     from vad_pipeline.hashing import file_sha256
 
@@ -78,7 +81,7 @@ def _check_lineage(workdir: Path, capsys) -> None:
         by_stage.setdefault(artifact["stage"], []).append(artifact)
     assert set(by_stage) == {"features", "tracks", "ssmtl-objects", "model", "scores", "report"}
     videos = {Path(a["path"]).name: a for a in by_stage["features"]}
-    assert len(videos) == 4
+    assert len(videos) == 4 + 4 and len(by_stage["tracks"]) == 2  # tracks: the 2 test videos
     for artifact in by_stage["features"] + by_stage["tracks"]:
         assert len(artifact["inputs"]["video"]) == 64  # the video file's SHA-256
     feature_hashes = {file_sha256(Path(a["path"]))[:16] for a in by_stage["features"]}

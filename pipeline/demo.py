@@ -32,9 +32,10 @@ class DemoConfig:
 def run_demo(workspace: Workspace, config: DemoConfig) -> int:
     """Generate the videos (once per seed and size), make sure weights exist, extract features and tracks, score with
     every method and write the report. Returns an exit code."""
+    from vad_pipeline.detectors.tracks import TrackConfig
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
-    from vad_pipeline.extractors.weights import I3D_CACHE_FILE, install_i3d, resolve_weights, weights_dir
-    from .errors import WeightsError
+
+    from .discovery import find_videos
 
     started = time.perf_counter()
     demo_root = workspace.root / "demo" / f"seed{config.seed}-n{config.per_class}-f{config.frames}"
@@ -44,26 +45,7 @@ def run_demo(workspace: Workspace, config: DemoConfig) -> int:
     else:
         log.info("demo: reusing the generated videos in %s", demo_root)
 
-    weights = config.weights
-    if weights is None:
-        try:
-            resolve_weights("i3d", None)
-        except WeightsError:
-            log.info("demo: Kinetics-400 I3D weights not installed yet; installing them now into %s (first use only)",
-                     weights_dir() / I3D_CACHE_FILE)
-            install_i3d()
-
-    from vad_pipeline.detectors.tracks import TrackConfig
-    from vad_pipeline.detectors.yolo import detector_cache_file, install_detector, resolve_detector
-
-    try:
-        resolve_detector(None)
-    except WeightsError:
-        log.info("demo: no detector installed yet; installing the shipped person detector into %s (first use only)",
-                 detector_cache_file())
-        install_detector()
-    from .discovery import find_videos
-
+    weights = config.weights  # None: the Kinetics-400 I3D, which `extract` installs on first use (and the detector)
     # The demo's frames are 192x144: the detector runs at 320 (about 4x faster than its default 640) on every
     # second frame, which keeps the tracking part of the demo near 1 minute on 2 CPU cores.
     extract = ExtractConfig(weights=weights, progress=config.progress)

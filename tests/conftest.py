@@ -49,6 +49,21 @@ def empty_weights_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return cache
 
 
+_SESSION_THREADS: list[int] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_starts_with_the_default_torch_threads():
+    """Module fixtures (trained models, extracted features) run before any function fixture: start each module
+    with the thread count the session began with."""
+    import torch
+
+    if not _SESSION_THREADS:
+        _SESSION_THREADS.append(torch.get_num_threads())
+    torch.set_num_threads(_SESSION_THREADS[0])
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """A stage run in-process with ``threads`` sets torch's thread count for the whole process: give it back, so

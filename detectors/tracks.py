@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -130,7 +130,8 @@ class TrackStage(Stage):
             return
         if self.uses_detector and self.model is None:
             assert self.detector_path is not None
-            self.model = load_detector(self.detector_path)
+            with _keep_torch_threads():
+                self.model = load_detector(self.detector_path)
             self.class_names = {int(k): str(v) for k, v in self.model.names.items()}
         if self.uses_motion:
             self.class_names[len(self.class_names)] = MOVING_CLASS_NAME
@@ -158,9 +159,10 @@ class TrackStage(Stage):
         """Detections of one frame: ``(n, 6)`` x1 y1 x2 y2 conf class and class probabilities ``(n, classes)``."""
         bgr = np.ascontiguousarray(frame_rgb[..., ::-1])
         # fp32 is ultralytics' default: `half` is passed only when set (newer versions warn on it every call)
-        result = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=imgsz,
-                                    classes=list(self.cfg.classes) if self.cfg.classes else None,
-                                    verbose=False, **({"half": True} if self.half else {}))[0]
+        with _keep_torch_threads():
+            result = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=imgsz,
+                                        classes=list(self.cfg.classes) if self.cfg.classes else None,
+                                        verbose=False, **({"half": True} if self.half else {}))[0]
         return result.boxes.cpu().numpy().data.reshape(-1, 6), result.class_probs
 
     def frame_objects(self, frame_rgb: np.ndarray, imgsz: int,
@@ -254,6 +256,20 @@ def _Boxes() -> type:
     from ultralytics.engine.results import Boxes
 
     return Boxes
+
+
+@contextlib.contextmanager
+def _keep_torch_threads() -> Iterator[None]:
+    """ultralytics sets torch's CPU thread count for the whole process when it picks a device (to cores - 1: one
+    thread on 2 cores); give the caller's count back, or every later stage in the process runs on that many."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _cuda_available() -> bool:

@@ -107,3 +107,15 @@ def test_missing_detector_is_one_line_and_leaves_artifacts(tmp_path: Path, synth
     assert len(err) == 1 and "--detector" in err[0] and "missing.pt" in err[0]
     assert {p: p.stat().st_mtime_ns for p in workdir.rglob("*.npy")} == before
     assert not (workdir / "tracks").exists()
+
+
+def test_tracking_leaves_the_torch_thread_count_alone(tmp_path: Path, synthetic_dataset) -> None:
+    """ultralytics sets torch's thread count when it picks a device (cores - 1); the stages after tracking in the
+    same process (scoring, predict, the demo) must keep theirs."""
+    import torch
+
+    root, videos = synthetic_dataset
+    torch.set_num_threads(2)
+    assert main(["extract", str(videos[0].path), "--stages", "tracks", "--frame-stride", "8",
+                 "--workdir", str(tmp_path / "work"), "-q"]) == 0
+    assert torch.get_num_threads() == 2

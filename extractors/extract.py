@@ -341,7 +341,8 @@ def extract_videos(
                 install()
                 planned.append(builders[name]())
             except WeightsError as failed:  # offline, say: the line says what to run
-                missing.append(f"{name}: {failed}")
+                what = "i3d" if name == "features" else "detector"
+                missing.append(f"{name}: {failed} (`vad-pipeline weights install {what} --from FILE`)")
     if not planned:
         raise WeightsError(missing[0].split(": ", 1)[1] if len(missing) == 1 else "; ".join(missing))
     for message in missing:

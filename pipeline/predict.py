@@ -85,7 +85,7 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
         videos, failed = _extract_features(workspace, inputs, bundle, config, extract, executor)
     keys = {v.key: [workspace.manifest.sha256_of(p)[:16] for p in v.files] for v in videos}
     for video in videos:
-        dim = int(video.load().shape[-1])
+        dim = video.feature_dim()
         if dim != bundle.feature_dim:
             raise UserError(f"{video.files[0]}: features of size {dim}, the model takes {bundle.feature_dim}; "
                             "extract them with the model's backbone")

@@ -170,6 +170,20 @@ def generate_unlabeled(root: Path, count: int = 4, frames: int = 96, seed: int =
     return videos
 
 
+def jpeg_frames(video: Path, quality: int = 95) -> list[bytes]:
+    """Every frame of ``video`` as JPEG bytes: what an MJPEG camera stream sends (tests and benchmarks serve them)."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return frames
+            frames.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
+    finally:
+        capture.release()
+
+
 def write_labels(path: Path, videos: list[SyntheticVideo]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:

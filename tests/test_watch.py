@@ -13,7 +13,7 @@ import pytest
 
 from vad_pipeline.cli import main
 from vad_pipeline.errors import UserError
-from vad_pipeline.synthetic import generate_dataset, render_video
+from vad_pipeline.synthetic import generate_dataset, jpeg_frames, render_video
 from vad_pipeline.watch import WatchConfig, parse_source, watch
 from vad_pipeline.workspace import Workspace
 
@@ -73,14 +73,7 @@ def test_watch_a_file_in_real_time_alerts_inside_the_anomaly(trained, tmp_path: 
 def _mjpeg_server(video: Path, drop_after: int):
     """Serve ``video`` as an MJPEG stream at 25 frames/s over HTTP on loopback; the first connection drops after
     ``drop_after`` frames, the next one goes on where it stopped."""
-    capture = cv2.VideoCapture(str(video))
-    jpegs = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        jpegs.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
-    capture.release()
+    jpegs = jpeg_frames(video)
     position = {"next": 0, "connections": 0}
 
     class Stream(BaseHTTPRequestHandler):

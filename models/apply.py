@@ -97,17 +97,24 @@ class ScoreStage(Stage):
         return {"T": int(len(scores)), "method": self.bundle.method}
 
     def verify(self, video: VideoRef, folder: Path) -> dict[str, Any]:
-        target, sidecar = self.outputs(video, folder)
-        try:
-            scores = np.load(target, allow_pickle=False, mmap_mode="r")
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
-            if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
-                raise ValueError("the sidecar does not match the scores")
-            if meta.get("extras"):
-                with np.load(folder / f"{video.video_id}.extras.npz", allow_pickle=False) as archive:
-                    for extra in meta["extras"]:
-                        if archive[extra].shape != scores.shape:
-                            raise ValueError(f"extra {extra!r} does not match the scores")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CacheError(f"{target}: corrupt cache entry ({exc})") from None
+        scores, meta = read_score_entry(folder, video.video_id)
         return {"T": int(len(scores)), "method": meta.get("method")}
+
+
+def read_score_entry(folder: Path, key: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """A finished score artifact of a scores folder: its ``(T,)`` scores (memory-mapped) and its sidecar, checked
+    against each other and against the extras it lists; CacheError when any of it is unreadable."""
+    target = folder / f"{key}.npy"
+    try:
+        scores = np.load(target, allow_pickle=False, mmap_mode="r")
+        meta = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
+            raise ValueError("the sidecar does not match the scores")
+        if meta.get("extras"):
+            with np.load(folder / f"{key}.extras.npz", allow_pickle=False) as archive:
+                for extra in meta["extras"]:
+                    if archive[extra].shape != scores.shape:
+                        raise ValueError(f"extra {extra!r} does not match the scores")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"{target}: corrupt cache entry ({exc})") from None
+    return scores, meta

@@ -1,4 +1,4 @@
-"""Model bundles: one file holding a trained weakly supervised method and everything needed to apply it elsewhere.
+"""Model bundles: one file holding a trained method and everything needed to apply it elsewhere.
 
 A bundle (``<workdir>/models/<method>-<key>.pt``, or ``vad-pipeline train --out FILE``) is a torch file of plain
 types, loaded with ``weights_only=True``: ``{"schema": "vad-pipeline/bundle/1", "meta": <JSON string>,
@@ -13,7 +13,11 @@ types, loaded with ``weights_only=True``: ``{"schema": "vad-pipeline/bundle/1", 
 - ``threshold`` (the alarm threshold on snippet / frame scores) and ``calibration`` (``far``: the false-alarm budget,
   ``on``: ``held-out`` or ``training`` videos, ``videos``, ``frames``, ``measured_far``);
 - ``training`` (``videos``: name -> label, ``normal`` / ``anomalous`` counts, ``features``: name -> file hashes),
-  ``history`` (per-epoch losses), ``seconds``, ``versions`` (library versions), ``created``.
+  ``history`` (per-epoch losses), ``seconds``, ``versions`` (library versions), ``created``;
+- ``scales``: SSMTL's score normalisation (empty for the weak methods).
+
+SSMTL bundles (``method: "ssmtl"``) fill the same fields with their own content (``features`` = the tracks spec and
+the teacher, ``feature_dim`` = the teacher's feature size): see :mod:`.ssmtl.runner`.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class ModelBundle:
     seconds: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    scales: dict[str, Any] = field(default_factory=dict)
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def meta(self) -> dict[str, Any]:
@@ -59,7 +64,9 @@ class ModelBundle:
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "state_dict"}
 
     def build(self) -> WeakMethod:
-        """The method with the bundle's options and weights, in eval mode."""
+        """The weakly supervised method with the bundle's options and weights, in eval mode."""
+        if self.method == "ssmtl":
+            raise UserError("this is an SSMTL bundle: it scores objects from tracks, not snippet features")
         method_cls = get_method(self.method)
         method = method_cls(self.feature_dim, method_cls.Options(**self.options))
         method.load_state_dict(self.state_dict)
@@ -91,7 +98,12 @@ def load_bundle(path: Path) -> ModelBundle:
     try:
         meta = json.loads(payload["meta"])
         bundle = ModelBundle(**meta, state_dict=payload["state_dict"])
-        bundle.build()  # the weights fit the method and options
+        if bundle.method == "ssmtl":
+            from .ssmtl.apply import SSMTLOptions, build_network
+
+            build_network(SSMTLOptions.from_json(bundle.options), bundle.state_dict)  # the weights fit the options
+        else:
+            bundle.build()  # the weights fit the method and options
     except Exception as exc:
         raise UserError(f"--model {path}: the bundle does not fit this version's {meta.get('method', 'method')} "
                         f"({type(exc).__name__}: {exc}); train it again") from None

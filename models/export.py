@@ -59,6 +59,9 @@ def export_model(model: Path, out: Path | None = None, fmt: str = "onnx") -> Exp
     except ImportError:
         raise UserError("export needs onnx and onnxruntime: pip install 'vad-pipeline[export]'") from None
     bundle = load_bundle(model)
+    if bundle.method == "ssmtl":
+        raise UserError(f"--model {model}: an SSMTL model (objects from tracks, a teacher, an appearance memory); "
+                        "ONNX export covers the weak methods' snippet scorers, apply SSMTL with `vad-pipeline predict`")
     target = Path(out) if out else Path(model).with_suffix(".onnx")
     network = _Scores(bundle.build()).eval()
     example = torch.zeros(1, 4, bundle.feature_dim)

@@ -160,32 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mil, align, ddl, xel (weakly supervised, on features) or ssmtl (self-supervised, on "
                             "tracks; trained on normal videos only) (default mil)")
     _training_options(score, far=0.01)
-    ssmtl = score.add_argument_group("ssmtl options")
-    ssmtl.add_argument("--tracks", type=Path, default=None, help="a tracks folder (default: the workspace's only tracks/<tag>/; with several, --tracks-tag)")
-    ssmtl.add_argument("--tracks-tag", default=None, help="which workspace tracks/<tag>/ folder to use")
-    ssmtl.add_argument("--variant", default="shallow-narrow",
-                       help="shallow-narrow (default), shallow-wide, deep-narrow or deep-wide")
-    ssmtl.add_argument("--tasks", default="aot,mi,mbp,kd",
-                       help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd "
-                            "(knowledge distillation), default all four; and knn (distance to the nearest normal "
-                            "training objects' appearance)")
-    ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
-    ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
-    ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
-    ssmtl.add_argument("--train-stride", type=int, default=1, help="objects of every k-th training frame")
-    ssmtl.add_argument("--sigma", type=float, default=3.0, help="temporal Gaussian smoothing of frame scores")
-    ssmtl.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
-                       help="learning rate over training: constant (default, the paper's) or cosine decay to 0")
-    ssmtl.add_argument("--mirror", action="store_true",
-                       help="left-right mirrored motion is equally normal (scenes crossed both ways): mirrored "
-                            "training windows, each object scored with its mirror image")
-    ssmtl.add_argument("--teacher-weights", type=Path, default=None,
-                       help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
-    ssmtl.add_argument("--device", default="auto",
-                       help="where ssmtl trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
-    ssmtl.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                       help="ssmtl's training and scoring: fp32 (default), bf16 mixed precision (CPUs with bf16 "
-                            "and GPUs) or fp16 (CUDA)")
+    _ssmtl_options(score)
     _executor_options(score)
     _common(score)
     score.set_defaults(handler=_cmd_score)
@@ -197,8 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "write a model bundle that `predict` and `watch` apply to new footage. The alarm threshold is "
                     "calibrated on normal training videos held out from training (--holdout, or the labels' val "
                     "split) at the false-alarm budget --far.")
-    train.add_argument("--method", default="mil", help="mil, align, ddl or xel (default mil)")
+    train.add_argument("--method", default="mil",
+                       help="mil, align, ddl, xel (weakly supervised, on features) or ssmtl (self-supervised, on "
+                            "tracks; trained on normal videos only) (default mil)")
     _training_options(train, far=0.01)
+    _ssmtl_options(train)
     train.add_argument("--holdout", type=float, default=0.2,
                        help="fraction of the normal training videos held out to calibrate the threshold (default 0.2)")
     train.add_argument("--out", type=Path, default=None,
@@ -214,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     _apply_options(predict)
     predict.add_argument("--features", type=Path, default=None,
                          help="score public-layout feature files in this folder instead of videos")
+    predict.add_argument("--tracks", type=Path, default=None,
+                         help="SSMTL models: score the tracks in this folder (<name>.csv + .json) instead of videos")
     predict.add_argument("--out", type=Path, default=None,
                          help="output folder (default <workdir>/predictions/<bundle file name>)")
     predict.add_argument("--batch-size", type=int, default=4, help="feature extraction: snippets per forward pass")
@@ -278,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "test_frame_mask/, UCSDped2.m, avenue.mat, .npz labels or pixel masks, or CSV "
                              "video,start_frame,end_frame (repeatable; default: a ground_truth.csv beside the videos)")
     report.add_argument("--out", type=Path, default=None, help="report folder (default <workdir>/report)")
-    report.add_argument("--runs", choices=("latest", "all"), default="latest",
-                        help="newest scores folder per method (default) or every folder")
+    report.add_argument("--runs", default="all",
+                        help="which scores runs: all (default; a method with several runs shows each, by folder) "
+                             "or comma-separated run folders (mil-1a2b...) or method names with one run")
     report.add_argument("--frames", choices=("snippets", "video", "xd"), default="snippets",
                         help="evaluated frames: 16 x snippets (public code, default), every decoded frame, or "
                              "XD-Violence's 16*floor((n-1)/16)")
@@ -342,11 +323,42 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from vad_pipeline.models.score import ScoreConfig, score_videos
 
     if args.method == "ssmtl":
-        if args.executor != "local":
-            raise UserError("score --method ssmtl runs in this process; --executor ray applies to the other methods")
-        return _cmd_score_ssmtl(args)
+        from vad_pipeline.models.ssmtl import score_ssmtl
+
+        ssmtl = score_ssmtl(Workspace(args.workdir), _ssmtl_config(args), executor=_executor(args))
+        return EXIT_OK if not ssmtl.failed else EXIT_SOME_FAILED
     summary = score_videos(Workspace(args.workdir), ScoreConfig(**_training_fields(args)), executor=_executor(args))
     return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
+
+
+def _ssmtl_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``--method ssmtl`` (``score`` and ``train``)."""
+    ssmtl = parser.add_argument_group("ssmtl options")
+    ssmtl.add_argument("--tracks", type=Path, default=None, help="a tracks folder (default: the workspace's only tracks/<tag>/; with several, --tracks-tag)")
+    ssmtl.add_argument("--tracks-tag", default=None, help="which workspace tracks/<tag>/ folder to use")
+    ssmtl.add_argument("--variant", default="shallow-narrow",
+                       help="shallow-narrow (default), shallow-wide, deep-narrow or deep-wide")
+    ssmtl.add_argument("--tasks", default="aot,mi,mbp,kd",
+                       help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd "
+                            "(knowledge distillation), default all four; and knn (distance to the nearest normal "
+                            "training objects' appearance)")
+    ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
+    ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
+    ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
+    ssmtl.add_argument("--train-stride", type=int, default=1, help="objects of every k-th training frame")
+    ssmtl.add_argument("--sigma", type=float, default=3.0, help="temporal Gaussian smoothing of frame scores")
+    ssmtl.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+                       help="learning rate over training: constant (default, the paper's) or cosine decay to 0")
+    ssmtl.add_argument("--mirror", action="store_true",
+                       help="left-right mirrored motion is equally normal (scenes crossed both ways): mirrored "
+                            "training windows, each object scored with its mirror image")
+    ssmtl.add_argument("--teacher-weights", type=Path, default=None,
+                       help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
+    ssmtl.add_argument("--device", default="auto",
+                       help="where ssmtl trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
+    ssmtl.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="ssmtl's training and scoring: fp32 (default), bf16 mixed precision (CPUs with bf16 "
+                            "and GPUs) or fp16 (CUDA)")
 
 
 def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -367,8 +379,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from vad_pipeline.models.score import TrainConfig, train_model
 
     if args.method == "ssmtl":
-        raise UserError("train --method ssmtl: SSMTL has no model bundle yet; `vad-pipeline score --method ssmtl` "
-                        "trains and applies it")
+        from vad_pipeline.models.ssmtl import train_ssmtl
+
+        model = train_ssmtl(Workspace(args.workdir), _ssmtl_config(args, holdout=args.holdout, out=args.out))
+        print(args.out or model.path)
+        return EXIT_OK
     model = train_model(Workspace(args.workdir), TrainConfig(**_training_fields(args), holdout=args.holdout,
                                                              out=args.out))
     print(args.out or model.path)
@@ -401,29 +416,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     extract = ExtractConfig(weights=args.weights, device=args.device, batch_size=args.batch_size,
                             decoder=args.decoder, threads=args.threads, progress=not args.quiet)
     config = PredictConfig(model=args.model, threshold=args.threshold, out=args.out, features=args.features,
-                           progress=not args.quiet)
+                           tracks=args.tracks, progress=not args.quiet)
     summary = predict(Workspace(args.workdir), args.videos, config, extract, executor=_executor(args))
     print(summary.out)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
 
-def _cmd_score_ssmtl(args: argparse.Namespace) -> int:
-    from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
+def _ssmtl_config(args: argparse.Namespace, **extra: Any) -> Any:
+    """The ``SSMTLConfig`` of the options ``_ssmtl_options`` and ``_training_options`` added."""
+    from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig
 
     defaults = SSMTLConfig()
     objects = ObjectConfig(half_window=args.half_window, max_step=args.max_step, size=args.crop_size,
                            decoder="auto")
-    config = SSMTLConfig(
+    return SSMTLConfig(
         tracks=args.tracks, tracks_tag=args.tracks_tag, labels=args.labels, train_list=args.train_list,
         test_list=args.test_list, variant=args.variant, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
         lr_schedule=args.lr_schedule or defaults.lr_schedule, mirror=args.mirror,
         sigma=args.sigma, teacher_weights=args.teacher_weights, device=args.device,
-        precision=args.precision, force=args.force, progress=not args.quiet,
+        precision=args.precision, far=args.far, force=args.force, progress=not args.quiet, **extra,
     )
-    score_ssmtl(Workspace(args.workdir), config)
-    return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ Tables (documented in README.md, "Workspace layout"):
   artifact belongs to, or the name of a whole-run artifact (a model: the method's name; the report: ``report``).
   Lineage: ``detail_json["inputs"]`` maps each upstream artifact kind to the key (content hash or config hash) of
   what the artifact was computed from: ``features`` / ``tracks`` <- ``video`` (the file's SHA-256);
-  ``ssmtl-objects`` <- ``tracks``; a ``model`` <- its training inputs (``features`` or ``objects`` per video);
+  ``objects`` (SSMTL's object crops) <- ``tracks``; a ``model`` <- its training inputs (``features`` or ``objects`` per video);
   ``scores`` <- ``model`` and the video's ``features`` or ``objects``; ``report`` <- the ``scores`` runs it read.
 
 The artifact files themselves are the source of truth for completeness (they are written atomically); the manifest

@@ -29,7 +29,7 @@ RUN_STAGES = ("model", "report")
 
 def workspace_status(workspace: Workspace) -> dict[str, Any]:
     """A JSON-able summary: videos with their metadata and, per stage configuration, each artifact's status;
-    ``artifacts``: every artifact of every stage (features, tracks, ssmtl-objects, model, scores, report) with its
+    ``artifacts``: every artifact of every stage (features, tracks, objects, model, scores, report) with its
     key, path and upstream keys (``inputs``, see ``manifest.py``)."""
     manifest = workspace.manifest
     tags = _folder_tags(workspace)
@@ -39,7 +39,7 @@ def workspace_status(workspace: Workspace) -> dict[str, Any]:
         artifacts.append({"stage": record.stage, "key": record.video_id, "config_hash": record.config_hash,
                           "status": record.status, "path": record.path, "inputs": record.detail.get("inputs"),
                           "seconds": record.seconds, "error": record.error})
-        if record.stage in RUN_STAGES or record.stage == "ssmtl-objects":
+        if record.stage in RUN_STAGES or record.stage == "objects":
             continue
         column = f"{record.stage}/{tags.get((record.stage, record.config_hash), record.config_hash)}"
         entry = videos.setdefault(record.video_id, {"video_id": record.video_id, "path": None, "artifacts": {}})

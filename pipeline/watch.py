@@ -254,6 +254,9 @@ def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any =
     if config.context < 1:
         raise UserError(f"--context {config.context}: at least 1 snippet")
     bundle = load_bundle(config.model)
+    if bundle.method == "ssmtl":
+        raise UserError(f"--model {config.model}: an SSMTL model; live scoring needs online tracking, which watch "
+                        "does not do yet: apply it to recorded footage with `vad-pipeline predict`")
     stage = feature_stage_for(workspace, bundle, config.model, extract, progress=False)
     stage.prepare()
     method = bundle.build()

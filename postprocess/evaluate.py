@@ -104,20 +104,30 @@ def load_run(folder: Path) -> ScoreRun:
     return ScoreRun(method, method, folder, sorted(videos, key=lambda v: v.name), train)
 
 
-def load_runs(root: Path, which: str = "latest") -> list[ScoreRun]:
-    """The runs under ``<workdir>/scores``: the newest per method (``latest``) or ``all`` (labelled by folder)."""
-    folders = [p for p in (root / "scores").glob("*") if (p / "summary.json").is_file()]
+def load_runs(root: Path, which: str = "all") -> list[ScoreRun]:
+    """The runs under ``<workdir>/scores``: every one (``all``), or those ``which`` names (comma-separated run
+    folder names, or method names that match exactly one run). Never chosen by age: a method with several runs
+    shows each, labelled by its folder; one with a single run is labelled by the method."""
+    folders = sorted(p for p in (root / "scores").glob("*") if (p / "summary.json").is_file())
     if not folders:
         raise UserError(f"{root / 'scores'}: no scores yet; run `vad-pipeline score --method ...` first")
-    folders.sort(key=lambda p: (p / "summary.json").stat().st_mtime)
-    if which == "latest":
-        newest: dict[str, Path] = {}
-        for folder in folders:
-            newest[folder.name.rsplit("-", 1)[0]] = folder
-        runs = [load_run(p) for p in newest.values()]
-    else:
-        runs = [load_run(p) for p in folders]
-        for run in runs:
+    if which != "all":
+        available = ", ".join(p.name for p in folders)
+        chosen: list[Path] = []
+        for wanted in (w.strip() for w in which.split(",") if w.strip()):
+            match = ([p for p in folders if p.name == wanted]
+                     or [p for p in folders if p.name.rsplit("-", 1)[0] == wanted])
+            if len(match) != 1:
+                raise UserError(f"--runs {wanted}: {'no' if not match else len(match)} scores run(s) of that name; "
+                                f"name one of {available}")
+            chosen += [m for m in match if m not in chosen]
+        folders = chosen
+    runs = [load_run(p) for p in folders]
+    per_method: dict[str, int] = {}
+    for run in runs:
+        per_method[run.method] = per_method.get(run.method, 0) + 1
+    for run in runs:
+        if per_method[run.method] > 1:
             run.label = run.folder.name
     return sorted(runs, key=lambda r: r.label)
 
@@ -324,7 +334,7 @@ class _BoxMaps:
         return m.box_score_map(self.boxes[chosen], self.scores[chosen], self.shape)
 
 
-def evaluate(root: Path, gt_paths: list[Path], config: EvalConfig, which: str = "latest") -> tuple[list[RunResult], GroundTruth]:
+def evaluate(root: Path, gt_paths: list[Path], config: EvalConfig, which: str = "all") -> tuple[list[RunResult], GroundTruth]:
     """Every run of the workspace at ``root`` evaluated against ``gt_paths`` (or the discovered ground truth)."""
     runs = load_runs(root, which)
     paths = list(gt_paths) or discover_ground_truth(runs)

@@ -62,7 +62,7 @@ class ReportConfig:
 
     gt: tuple[Path, ...] = ()
     out: Path | None = None
-    runs: str = "latest"  # latest: newest scores folder per method; all: every folder
+    runs: str = "all"  # all scores runs, or comma-separated run folder names / method names (see load_runs)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     max_videos: int = 24  # per-video sections in the HTML
     thumbnails: int = 8

@@ -12,6 +12,15 @@ SHARED = Path(os.environ.get("VAD_SHARED", REPO.parent / "shared")).resolve()
 SHARED_DATA = SHARED / "data"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the suite runs on two workers, ``pyproject.toml``): each worker's torch gets its share of
+    the cores (set before torch is imported; subprocesses inherit it), so two workers never run four threads on two
+    cores."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared/data; the test is skipped (with the reason) when the folder is not there."""
     path = SHARED_DATA.joinpath(*parts)

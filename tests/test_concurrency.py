@@ -137,3 +137,33 @@ def test_concurrent_scoring_trains_once(tmp_path: Path, videos_and_reference, pr
     assert bundle.name == solo_bundle.name
     for name, weights in load_bundle(solo_bundle).state_dict.items():
         assert torch.equal(weights, load_bundle(bundle).state_dict[name]), name
+
+
+@pytest.mark.slow
+def test_concurrent_ssmtl_scoring_cuts_and_trains_once(tmp_path: Path) -> None:
+    """Three ``score --method ssmtl`` runs at once on one workdir: all exit 0, the objects of each video are cut
+    once, the model is trained once, and every file equals a single run's."""
+    from vad_pipeline.synthetic_objects import generate_object_dataset
+
+    data = tmp_path / "data"
+    generate_object_dataset(data, train=2, test_per_anomaly=1, frames=24, seed=0)
+    score = ["score", "--method", "ssmtl", "--tracks", str(data / "tracks"), "--labels", str(data / "labels.csv"),
+             "--crop-size", "32", "--epochs", "1", "--tasks", "mbp,knn", "--device", "cpu"]
+    solo, workdir = tmp_path / "solo", tmp_path / "work"
+    alone = _start_together([_cli(*score, "--workdir", str(solo))])[0]
+    assert alone.returncode == 0, alone.stderr[-1500:]
+    runs = _start_together([_cli(*score, "--workdir", str(workdir)) for _ in range(3)])
+    assert [r.returncode for r in runs] == [0, 0, 0], "\n".join(r.stderr[-1500:] for r in runs)
+    trained = sum("ssmtl: trained on" in r.stderr for r in runs)
+    assert trained == 1, f"the model was trained {trained} times"
+    cut = [int(done) for r in runs for done in re.findall(r"objects: (\d+) done, \d+ already cached", r.stderr)]
+    videos = len(list((data / "tracks").glob("*.csv")))
+    # training videos are cut in the training step, test videos after it: every video once in all
+    assert sum(cut) == videos and len(cut) == 2 * 3, [r.stderr[-800:] for r in runs]
+    for stage in ("objects", "scores", "models"):
+        single, together = _artifacts(solo, stage), _artifacts(workdir, stage)
+        assert sorted(single) == sorted(together), stage
+        if stage != "models":  # a bundle holds its training time
+            differing = [n for n in single if not n.endswith(".json") and single[n] != together[n]]
+            assert not differing, differing
+    assert not list(workdir.rglob(TMP_PREFIX + "*")), "temporary files left behind"

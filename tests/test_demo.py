@@ -79,7 +79,7 @@ def _check_lineage(workdir: Path, capsys) -> None:
     for artifact in artifacts:
         assert artifact["status"] == "done" and artifact["inputs"], artifact
         by_stage.setdefault(artifact["stage"], []).append(artifact)
-    assert set(by_stage) == {"features", "tracks", "ssmtl-objects", "model", "scores", "report"}
+    assert set(by_stage) == {"features", "tracks", "objects", "model", "scores", "report"}
     videos = {Path(a["path"]).name: a for a in by_stage["features"]}
     assert len(videos) == 4 + 4 and len(by_stage["tracks"]) == 2  # tracks: the 2 test videos
     for artifact in by_stage["features"] + by_stage["tracks"]:
@@ -87,9 +87,9 @@ def _check_lineage(workdir: Path, capsys) -> None:
     feature_hashes = {file_sha256(Path(a["path"]))[:16] for a in by_stage["features"]}
     # the demo's SSMTL reads the generated videos' oracle tracks: the files its score sidecars name
     ssmtl_sidecars = [json.loads(p.read_text()) for p in (workdir / "scores").glob("ssmtl-*/*.json")
-                      if p.name not in ("train.json", "summary.json", "config.json")]
+                      if p.name not in ("train.json", "summary.json", "config.json", "labels.json")]
     tracks_hashes = {file_sha256(Path(meta["tracks"]))[:16] for meta in ssmtl_sidecars}
-    objects = {a["key"]: a for a in by_stage["ssmtl-objects"]}
+    objects = {a["key"]: a for a in by_stage["objects"]}
     assert {a["inputs"]["tracks"] for a in objects.values()} <= tracks_hashes | {
         file_sha256(p)[:16] for p in Path(ssmtl_sidecars[0]["tracks"]).parent.glob("*.csv")}
     models = {a["key"]: a for a in by_stage["model"]}

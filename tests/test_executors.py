@@ -25,6 +25,8 @@ def _artifacts(folder: Path) -> dict[str, object]:
     for path in sorted(folder.iterdir()):
         if path.suffix == ".npy":
             found[path.name] = np.load(path)
+        elif path.suffix == ".csv":
+            found[path.name] = path.read_text()
         elif path.suffix == ".json" and path.name != "config.json":
             meta = json.loads(path.read_text())
             found[path.name] = {k: v for k, v in meta.items() if k not in VOLATILE_SIDECAR_KEYS}
@@ -131,6 +133,35 @@ def test_ray_scoring_matches_in_process(tmp_path: Path) -> None:
     records = {k: v for k, v in _done_records(Workspace(tmp_path / "ray")).items() if k[0] == "scores"}
     assert len(records) == 12 and records == {k: v for k, v in _done_records(Workspace(tmp_path / "local")).items()
                                               if k[0] == "scores"}
+
+
+@pytest.mark.slow
+def test_ray_ssmtl_scoring_matches_in_process(tmp_path: Path) -> None:
+    """SSMTL's scores stage runs on Ray actors too: the same bundle, the same frame scores and object tables."""
+    pytest.importorskip("ray", reason="the Ray executor is the optional extra vad-pipeline[ray]")
+    import torch
+
+    from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
+    from vad_pipeline.ray_executor import RayExecutor
+    from vad_pipeline.synthetic_objects import generate_object_dataset
+
+    generate_object_dataset(tmp_path / "data", train=2, test_per_anomaly=1, frames=24, seed=0)
+    config = SSMTLConfig(tracks=tmp_path / "data" / "tracks", labels=tmp_path / "data" / "labels.csv",
+                         objects=ObjectConfig(size=32), tasks=("mbp", "knn"), epochs=1, device="cpu",
+                         progress=False)
+    torch.set_num_threads(1)  # as each 1-CPU actor
+    local = score_ssmtl(Workspace(tmp_path / "local"), config)
+    distributed = score_ssmtl(Workspace(tmp_path / "ray"), config,
+                              executor=RayExecutor(workers=2, cpus_per_worker=1, num_cpus=2))
+    assert local.folder.name == distributed.folder.name and not distributed.failed
+    local_files, ray_files = _artifacts(local.folder), _artifacts(distributed.folder)
+    assert local_files.keys() == ray_files.keys()
+    assert sum(name.endswith(".objects.csv") for name in local_files) == 3
+    for name, value in local_files.items():
+        if isinstance(value, np.ndarray):
+            assert np.array_equal(value, ray_files[name]), name
+        elif name not in ("train.json", "summary.json"):
+            assert value == ray_files[name], name
 
 
 def _write_rows(path: str, writer: int, rows: int) -> None:

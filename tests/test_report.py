@@ -114,6 +114,32 @@ def test_report_without_scores_is_one_clear_error(tmp_path: Path, capsys) -> Non
     assert "no scores yet" in err and "Traceback" not in err
 
 
+def test_runs_are_chosen_by_name_never_by_age(scored, tmp_path: Path, capsys) -> None:
+    """A second mil run (other epochs) beside the first: the report shows both, each by its folder; `--runs` takes a
+    run's folder or a method with one run, and a method name that matches two runs is one line naming them."""
+    import shutil as shell
+
+    workdir, gt, videos = scored
+    copy = tmp_path / "work"
+    shell.copytree(workdir, copy)
+    root = Path(json.loads((next((copy / "scores").glob("mil-*")) / "train.json").read_text())["config"]
+                ["features"]["dir"])
+    labels = root.parent / "labels.csv"
+    second = score_videos(Workspace(copy), ScoreConfig(method="mil", features=root, labels=labels, epochs=3,
+                                                       progress=False))
+    out = tmp_path / "report"
+    assert main(["report", "--workdir", str(copy), "--gt", str(gt), "--out", str(out), "-q"]) == 0
+    methods = json.loads((out / "metrics.json").read_text())["methods"]
+    mil_runs = sorted(k for k in methods if k.startswith("mil"))
+    assert len(mil_runs) == 2 and second.folder.name in mil_runs and "align" in methods
+    assert main(["report", "--workdir", str(copy), "--gt", str(gt), "--out", str(out), "--runs", "mil"]) == 2
+    err = capsys.readouterr().err
+    assert "--runs mil: 2 scores run(s)" in err and second.folder.name in err and "Traceback" not in err
+    assert main(["report", "--workdir", str(copy), "--gt", str(gt), "--out", str(out), "-q", "--runs",
+                 f"{second.folder.name},align"]) == 0
+    assert sorted(json.loads((out / "metrics.json").read_text())["methods"]) == ["align", "mil"]
+
+
 _CHECK_SCRIPT = """<script>
 window.addEventListener('load', function () {
   var images = Array.prototype.slice.call(document.images);

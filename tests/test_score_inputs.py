@@ -80,12 +80,13 @@ def test_sultani_c3d_features_smoke(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.slow
 def test_score_every_method_after_extract_on_folders(tmp_path: Path, synthetic_dataset, i3d_weights: Path) -> None:
-    """`vad-pipeline extract videos/` then `vad-pipeline score --method M` with no further arguments."""
+    """`vad-pipeline extract videos/` then `vad-pipeline score --method M`: features, labels (the normal/ and anomaly/
+    folders) and split found with no further arguments (a short schedule: this checks the discovery)."""
     root, videos = synthetic_dataset
     workdir = tmp_path / "work"
     assert main(["extract", "--stages", "features", str(root / "videos"), "--workdir", str(workdir), "-q", "--tail", "pad"]) == 0
     for method in ("ddl", "mil", "align", "xel"):
-        assert main(["score", "--method", method, "--workdir", str(workdir), "-q"]) == 0
+        assert main(["score", "--method", method, "--workdir", str(workdir), "--epochs", "3", "-q"]) == 0
         folders = list((workdir / "scores").glob(f"{method}-*"))
         assert len(folders) == 1
         from vad_pipeline.postprocess.evaluate import load_run

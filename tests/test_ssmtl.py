@@ -63,9 +63,13 @@ def test_ssmtl_learns_and_separates_anomalies(trained) -> None:
 def test_ssmtl_outputs_are_documented_and_cached(trained, caplog) -> None:
     root, workdir, folder, videos = trained
     test_video = next(v for v in videos if v.anomaly == "jump")
-    sidecar = next(p for p in folder.glob("*.json") if json.loads(p.read_text()).get("video") == test_video.path.stem)
+    sidecar = next(p for p in folder.glob("*.json") if p.name != "labels.json"
+                   and json.loads(p.read_text()).get("video") == test_video.path.stem)
     meta = json.loads(sidecar.read_text())
-    assert meta["level"] == "frame" and meta["frames"] == 64 and meta["split"] == "test" and meta["label"] == 1
+    assert meta["level"] == "frame" and meta["frames"] == 64 and meta["method"] == "ssmtl"
+    # labels and splits are not part of a score: the run's labels.json holds them
+    labels = json.loads((folder / "labels.json").read_text())
+    assert labels[meta["key"]] == {"video": test_video.path.stem, "label": 1, "split": "test"}
     scores = np.load(sidecar.with_suffix(".npy"))
     assert scores.shape == (64,) and scores.dtype == np.float32
     extras = np.load(folder / f"{meta['key']}.extras.npz")
@@ -163,7 +167,8 @@ def test_changed_tracks_are_cut_again(trained, tmp_path: Path) -> None:
                          objects=ObjectConfig(size=32), epochs=1, progress=False)
     first = score_ssmtl(Workspace(tmp_path / "work"), config)
     sidecar = next(p for p in first.folder.glob("*.json")
-                   if p.name not in ("summary.json", "train.json") and json.loads(p.read_text())["objects"] > 10)
+                   if p.name not in ("summary.json", "train.json", "config.json", "labels.json")
+                   and json.loads(p.read_text())["objects"] > 10)
     meta = json.loads(sidecar.read_text())
     table = tracks / f"{Path(meta['tracks']).name}"
     lines = table.read_text().splitlines()

@@ -25,6 +25,14 @@ class AppearanceMemory:
         self.videos = torch.from_numpy(np.repeat(np.arange(len(features)), [len(f) for f in features])).to(device)
         self.k = k
 
+    @classmethod
+    def from_bank(cls, bank: torch.Tensor, videos: torch.Tensor, device: torch.device,
+                  k: int = KNN_K) -> "AppearanceMemory":
+        """The memory a model bundle stored (``bank`` ``(N, F)``, ``videos`` ``(N,)``)."""
+        memory = cls.__new__(cls)
+        memory.bank, memory.videos, memory.k = bank.float().to(device), videos.long().to(device), k
+        return memory
+
     def __len__(self) -> int:
         return len(self.bank)
 

@@ -3,8 +3,9 @@
 For an object detected at frame ``i`` the crops of frames ``i - t*m .. i + t*m`` (``t`` = half window, ``m`` =
 widest frame skip of the motion-irregularity task) are cut with the box of frame ``i`` (the paper's setting) and
 resized to ``S x S``; the consecutive sequence is the middle ``2t + 1`` of them, intermittent ones are drawn from the
-whole window. Cache files, per video, in ``<workdir>/ssmtl/objects-<hash>/`` (the hash covers the tracks, the
-video, the window, the crop size, the stride and the teacher):
+whole window. The ``objects`` stage (:class:`ObjectsStage`) writes them per video into
+``<workdir>/objects/ssmtl-<hash>/`` (the hash covers the window, the crop size, the stride and the teacher; each
+entry is named ``<video key>-<tracks hash>``, so changed tracks are a new entry):
 
 - ``<key>.crops.npy``: ``(N, 2tm + 1, S, S, 3)`` uint8 RGB, memory-mapped when read;
 - ``<key>.objects.npz``: ``frames`` ``(N,)``, ``tracks`` ``(N,)``, ``boxes`` ``(N, 4)`` x1 y1 x2 y2, ``probs``
@@ -14,20 +15,22 @@ video, the window, the crop size, the stride and the teacher):
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from vad_pipeline.atomic import artifact_lock, atomic_path, save_npz_atomic
+from vad_pipeline.atomic import atomic_path, save_npz_atomic
 from vad_pipeline.detectors.crops import object_sequences
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.errors import CacheError
+from vad_pipeline.stage import Stage
+from vad_pipeline.workspace import NamedRef, VideoRef
 
 from .teacher import Teacher
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,33 +78,78 @@ def _load(crops_path: Path, meta_path: Path) -> VideoObjects:
     return objects
 
 
-def video_objects(video: Path, tracks_csv: Path, folder: Path, key: str, frames: int, height: int, width: int,
-                  config: ObjectConfig, teacher: Teacher, batch: int = 256) -> VideoObjects:
-    """The cached objects of one video, extracting them first when needed (under the entry's lock: concurrent
-    runs cut each video once)."""
-    crops_path, meta_path = folder / f"{key}.crops.npy", folder / f"{key}.objects.npz"
-    cached = _cached(crops_path, meta_path)
-    if cached is not None:
-        return cached
-    with artifact_lock(folder, key):
-        cached = _cached(crops_path, meta_path)  # another process may have cut it while this one waited
-        if cached is not None:
-            return cached
-        _cut(video, tracks_csv, crops_path, meta_path, frames, height, width, config, teacher, batch)
-    return _load(crops_path, meta_path)
+OBJECTS_VERSION = 3  # how object windows are cut (2: cache entries named by the tracks file they come from;
+# 3: windows shifted inside the video instead of repeating its first or last frame)
 
 
-def _cached(crops_path: Path, meta_path: Path) -> VideoObjects | None:
-    if meta_path.is_file() and crops_path.is_file():
-        try:
-            return _load(crops_path, meta_path)
-        except CacheError as exc:
-            log.warning("%s; extracting again", exc)
-    return None
+@dataclass(frozen=True)
+class TrackedVideo:
+    """One video's tracks as the objects stage reads them: ``key`` the video's key, ``tracks_sha`` the tracks
+    file's content hash (16 hex digits)."""
+
+    name: str
+    key: str
+    csv: Path
+    video: Path
+    frames: int
+    fps: float | None
+    height: int
+    width: int
+    detector: str | None
+    tracks_sha: str = ""
+
+    @property
+    def objects_key(self) -> str:
+        """The name of the video's objects entry: cut from its tracks, so changed tracks are a new entry."""
+        return f"{self.key}-{self.tracks_sha[:10]}"
+
+    def ref(self, name: str | None = None) -> NamedRef:
+        """The stage input standing for this video: named ``name`` (default: the objects key), keyed by its
+        tracks."""
+        return NamedRef(path=self.video, sha256=self.tracks_sha, size=0, name=name or self.objects_key)
+
+
+class ObjectsStage(Stage):
+    """Per tracked video: cut every kept object's window of crops and the teacher's feature of its middle crop
+    (see the module docstring); ``videos`` maps an objects key to its tracks."""
+
+    name = "objects"
+    describes_videos = False
+
+    def __init__(self, config: ObjectConfig, teacher: Teacher, videos: list[TrackedVideo]):
+        self.objects = config
+        self.teacher = teacher
+        self.videos = {v.objects_key: v for v in videos}
+
+    def config(self) -> dict[str, Any]:
+        return {"objects": dataclasses.asdict(self.objects), "teacher": self.teacher.identity, "v": OBJECTS_VERSION}
+
+    def tag(self, digest: str) -> str:
+        return f"ssmtl-{digest}"
+
+    def inputs(self, video: VideoRef) -> dict[str, Any]:
+        return {"tracks": video.sha256}
+
+    def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
+        return [folder / f"{video.video_id}.crops.npy", folder / f"{video.video_id}.objects.npz"]
+
+    def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
+        v = self.videos[video.video_id]
+        crops_path, meta_path = self.outputs(video, folder)
+        _cut(v.video, v.csv, crops_path, meta_path, v.frames, v.height, v.width, self.objects, self.teacher)
+        return {"objects": len(load_objects(folder, video.video_id))}
+
+    def verify(self, video: VideoRef, folder: Path) -> dict[str, Any]:
+        return {"objects": len(load_objects(folder, video.video_id))}
+
+
+def load_objects(folder: Path, key: str) -> VideoObjects:
+    """The objects entry ``key`` of an objects folder (crops memory-mapped); CacheError when it is unreadable."""
+    return _load(folder / f"{key}.crops.npy", folder / f"{key}.objects.npz")
 
 
 def _cut(video: Path, tracks_csv: Path, crops_path: Path, meta_path: Path, frames: int, height: int, width: int,
-         config: ObjectConfig, teacher: Teacher, batch: int) -> None:
+         config: ObjectConfig, teacher: Teacher, batch: int = 256) -> None:
     table = read_tracks(tracks_csv)
 
     def keep(row: np.ndarray) -> bool:

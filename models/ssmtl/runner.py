@@ -1,70 +1,79 @@
-"""``vad-pipeline score --method ssmtl``: train SSMTL on the objects of normal training videos, score every frame.
+"""``vad-pipeline train --method ssmtl`` and ``vad-pipeline score --method ssmtl``: SSMTL trained on the objects
+of normal training videos into a model bundle, then applied per video.
 
 Inputs: a tracks folder (the workspace's only ``tracks/<tag>/``, ``--tracks-tag``, or ``--tracks DIR`` with
-``<name>.csv`` + ``.json`` sidecars naming the video) and video labels/splits as for the weak methods. Training
-uses only normal videos of the training split.
+``<name>.csv`` + ``.json`` sidecars naming the video) and video labels / splits as for the weak methods. Training
+uses only normal videos of the training split; ``holdout`` of them (or the labels' ``val`` split) are held out to
+calibrate the alarm threshold at the false-alarm budget ``far`` (``score``: none held out, calibrated on the
+training videos, each scored against the others' appearance memory).
 
-Scoring, per object: the task scores (log-odds of backward, log-odds of intermittent, middle-box L1 error,
-teacher/student discrepancy; ``knn``: distance to the nearest normal training objects' appearance, ``memory.py``)
-each standardised by its mean and standard deviation over the training objects (a
-z-score: the paper's equal weighting, on a common scale; dividing by a high percentile instead let one
-heavy-tailed task drown the others), then averaged over the enabled tasks; per frame: the maximum over its objects
-(the training objects' 1st percentile where there is none: a frame without objects is as normal as the most normal
-ones), then temporal Gaussian smoothing (``sigma``, 3 by default as for Ped2/Avenue). Videos of the test split are
-scored (with no split, every video). Training and scoring run on ``device`` (CUDA when available);
-``tests/test_objects.py`` checks that CPU and CUDA frame scores agree within 1e-3 relative where a GPU exists.
-Outputs in ``<workdir>/scores/ssmtl-<hash>/``:
+Steps, each a stage of the one contract: the ``objects`` stage cuts every video's objects (:mod:`.objects`), the
+model is trained once per key into ``<workdir>/models/ssmtl-<key>.pt`` (the key holds only what shapes it: options,
+schedule, seed, teacher, the training and calibration videos' tracks hashes; new or changed test videos never
+retrain it), and the ``scores`` stage (:mod:`.apply`) scores each video. Scoring, per object: the task scores
+(log-odds of backward, log-odds of intermittent, middle-box L1 error, teacher/student discrepancy; ``knn``:
+distance to the nearest normal training objects' appearance, ``memory.py``) each standardised by its mean and
+standard deviation over the training objects (a z-score: the paper's equal weighting, on a common scale; dividing by
+a high percentile instead let one heavy-tailed task drown the others), then averaged over the enabled tasks; per
+frame: the maximum over its objects (the training objects' 1st percentile where there is none: a frame without
+objects is as normal as the most normal ones), then temporal Gaussian smoothing (``sigma``, 3 by default as for
+Ped2/Avenue). Videos of the test split are scored (with no split, every video). Training and scoring run on
+``device`` (CUDA when available); ``tests/test_objects.py`` checks that CPU and CUDA frame scores agree within 1e-3
+relative where a GPU exists.
 
-- ``model.pt``, ``train.json`` (config, teacher used, per-epoch task losses, normalisation ``scales``: per task
-  ``mean``/``std`` and the combined score's ``floor``, device, seconds);
-- per video ``<key>.npy`` ``(N,)`` float32 frame scores (sidecar ``level: "frame"``); ``<key>.extras.npz`` with
-  ``task_<name>`` ``(N,)`` per-task frame scores (same pooling and smoothing); ``<key>.objects.csv``
-  ``frame,track_id,x1,y1,x2,y2,score,<task>...`` per object (the pixel-level anomaly map is these boxes carrying
-  their scores); ``<key>.json`` (schema ``vad-pipeline/scores/1``);
-- ``summary.json``.
+The bundle (:mod:`..bundle`, ``method: "ssmtl"``): ``options`` (:class:`.apply.SSMTLOptions`), ``schedule``,
+``features`` = ``{"source": "tracks", "tracks": <the tracks stage's config>, "teacher": <identity>, "teacher_name"}``
+(``"source": "files"`` for a ``--tracks DIR`` made elsewhere), ``scales`` (per task ``mean`` / ``std`` / ``floor``
+and the combined score's ``floor``), weights ``net.*`` and, for ``knn``, ``memory.bank`` ``(N, F)`` /
+``memory.videos`` ``(N,)``.
+
+``score`` writes into ``<workdir>/scores/ssmtl-<hash>/``, besides the per-video artifacts of :mod:`.apply`:
+``labels.json`` (per video key ``video``, ``label``, ``split``), ``train.json`` (``config`` = the model key's
+content, ``teacher``, ``history`` per-epoch task losses, ``scales``, ``seconds``, ``device``, ``train_objects``,
+``objects_per_second``, ``bundle``, ``threshold``, ``calibration``, ``versions``) and ``summary.json``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import (artifact_lock, prepare_folder, save_json_atomic, save_npy_atomic, save_npz_atomic,
-                                 save_torch_atomic, write_atomic)
+from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
 from vad_pipeline.devices import autocast, check_precision, resolve_device
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
-from vad_pipeline.schemas import SCORES_SCHEMA, object_scores_header
+from vad_pipeline.schemas import LABELS_FILE
+from vad_pipeline.stage import Executor, run_stage
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
+from ..bundle import ModelBundle, false_alarm_rate, false_alarm_threshold, load_bundle, save_bundle
 from ..data import VideoFeatures, assign_labels
-from ..score import split_videos
+from ..score import TrainedModel, calibration_videos, split_videos
 from ..trainer import seed_everything
-from .network import VARIANTS, SSMTLNet
-from .objects import ObjectConfig, VideoObjects, video_objects
+from .apply import (SSMTLModel, SSMTLOptions, SSMTLScoreStage, batches_of, build_network, object_task_scores,
+                    standardise, to_device)
 from .memory import AppearanceMemory
-from .tasks import TASK_CHOICES, TASKS, task_scores, to_tensor, training_loss
-from .teacher import choose_teacher
+from .network import VARIANTS, SSMTLNet
+from .objects import ObjectConfig, ObjectsStage, TrackedVideo, VideoObjects, load_objects
+from .tasks import TASK_CHOICES, TASKS, training_loss
+from .teacher import Teacher, choose_teacher
 
 log = logging.getLogger(__name__)
 
-SSMTL_VERSION = 5  # the model, its training and scoring (2: one encoder pass per step for the (2t+1)-frame variants;
-# 3: log-odds and z-scores; 4: lr_schedule and mirror options, training crops in memory; 5: the knn task)
-OBJECTS_VERSION = 3  # how object windows are cut (2: cache entries named by the tracks file they come from;
-# 3: windows shifted inside the video instead of repeating its first or last frame)
-
+SSMTL_VERSION = 6  # the model and its training (2: one encoder pass per step for the (2t+1)-frame variants;
+# 3: log-odds and z-scores; 4: lr_schedule and mirror options, training crops in memory; 5: the knn task;
+# 6: model bundles with a calibrated alarm threshold)
 
 IN_MEMORY_BYTES = 2 << 30  # training crops up to this size are read into memory once
 LR_SCHEDULES = ("constant", "cosine")
@@ -72,7 +81,7 @@ LR_SCHEDULES = ("constant", "cosine")
 
 @dataclass(frozen=True)
 class SSMTLConfig:
-    """Options of ``vad-pipeline score --method ssmtl``."""
+    """Options of ``vad-pipeline score --method ssmtl`` and ``train --method ssmtl``."""
 
     tracks: Path | None = None
     tracks_tag: str | None = None
@@ -97,21 +106,11 @@ class SSMTLConfig:
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     # fp32, or mixed precision: bf16 (1.5x faster epochs on a 2-core AVX-512 BF16 CPU: Ped2 58 s -> 38 s) or fp16 (CUDA)
     precision: str = "fp32"
+    far: float = 0.01  # false-alarm budget of the alarm threshold: fraction of normal frames above it
+    holdout: float = 0.0  # fraction of the normal training videos held out to calibrate it (train: 0.2)
+    out: Path | None = None  # also write the bundle here
     force: bool = False
     progress: bool = True
-
-
-@dataclass
-class TrackedVideo:
-    name: str
-    key: str
-    csv: Path
-    video: Path
-    frames: int
-    fps: float | None
-    height: int
-    width: int
-    detector: str | None
 
 
 @dataclass
@@ -120,6 +119,28 @@ class SSMTLSummary:
     trained: bool
     history: list[dict[str, float]]
     video_auc: float | None
+    bundle: Path | None = None
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def tracked_videos(workspace: Workspace, folder: Path, keys: set[str] | None = None) -> list[TrackedVideo]:
+    """The finished tracks of ``folder`` (only ``keys`` when given), each with its file's content hash."""
+    videos = []
+    for sidecar in sorted(folder.glob("*.json")):
+        if sidecar.name == "config.json":
+            continue
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        table = sidecar.with_suffix(".csv")
+        key = meta.get("video_id", sidecar.stem)
+        if "video" not in meta or not table.is_file() or (keys is not None and key not in keys):
+            continue
+        videos.append(TrackedVideo(Path(meta["video"]).stem, key, table, Path(meta["video"]), int(meta["frames"]),
+                                   meta.get("fps"), int(meta["height"]), int(meta["width"]), meta.get("detector"),
+                                   workspace.manifest.sha256_of(table)[:16]))
+    return videos
 
 
 def find_tracks(workspace: Workspace, config: SSMTLConfig) -> tuple[Path, list[TrackedVideo]]:
@@ -132,86 +153,39 @@ def find_tracks(workspace: Workspace, config: SSMTLConfig) -> tuple[Path, list[T
         folder = workspace.configured_folder("tracks", config.tracks_tag, "--tracks-tag",
                                              "run `vad-pipeline extract VIDEOS --stages tracks` first (or pass "
                                              "--tracks DIR)")
-    videos = []
-    for sidecar in sorted(folder.glob("*.json")):
-        if sidecar.name == "config.json":
-            continue
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        table = sidecar.with_suffix(".csv")
-        if "video" not in meta or not table.is_file():
-            continue
-        videos.append(TrackedVideo(Path(meta["video"]).stem, meta.get("video_id", sidecar.stem), table,
-                                   Path(meta["video"]), int(meta["frames"]), meta.get("fps"), int(meta["height"]),
-                                   int(meta["width"]), meta.get("detector")))
+    videos = tracked_videos(workspace, folder)
     if not videos:
         raise UserError(f"{folder}: holds no finished tracks; run `vad-pipeline extract --stages tracks` again")
     return folder, videos
 
 
-def _batches(count: int, size: int) -> list[slice]:
-    return [slice(i, min(i + size, count)) for i in range(0, count, size)]
+def tracks_spec(folder: Path, teacher: Teacher) -> dict[str, Any]:
+    """A bundle's ``features``: the tracks stage's config (a workspace's tracks folder) or the folder, and the
+    teacher."""
+    config_file = folder / "config.json"
+    stage = {}
+    if config_file.is_file():
+        stage = json.loads(config_file.read_text(encoding="utf-8"))
+    source = ({"source": "tracks", "tracks": stage["config"]} if stage.get("stage") == "tracks"
+              else {"source": "files", "dir": str(folder.resolve())})
+    return source | {"teacher": teacher.identity, "teacher_name": teacher.name}
 
 
-def _to_device(windows: np.ndarray, probs: np.ndarray, teacher: np.ndarray,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 windows ``(B, W, S, S, 3)`` travel as uint8 and become floats on ``device``."""
-    return (to_tensor(torch.from_numpy(windows).to(device, non_blocking=True)),
-            torch.from_numpy(probs).float().to(device), torch.from_numpy(teacher).float().to(device))
+def cut_objects(workspace: Workspace, config: ObjectConfig, teacher: Teacher, videos: list[TrackedVideo],
+                progress: bool, required: bool) -> tuple[Path, list[tuple[Path, str]]]:
+    """Run the ``objects`` stage on ``videos``: its folder and the videos that failed (``required``: a failure is
+    one line that stops the run, as for training videos)."""
+    summary = run_stage(workspace, ObjectsStage(config, teacher, videos), [v.ref() for v in videos],
+                        progress=progress)
+    log.info("objects: %d done, %d already cached, %d failed; in %s", len(summary.done), len(summary.cached),
+             len(summary.failed), summary.folder)
+    if summary.failed and required:
+        raise UserError(summary.failed[0][1])
+    assert summary.folder is not None
+    return summary.folder, summary.failed
 
 
-def _gather(sets: list[VideoObjects], pairs: np.ndarray,
-            device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Windows, class scores and teacher features of the objects ``pairs`` ``(B, 2)`` = (video, object)."""
-    return _to_device(np.stack([sets[v].crops[o] for v, o in pairs]), np.stack([sets[v].probs[o] for v, o in pairs]),
-                      np.stack([sets[v].teacher[o] for v, o in pairs]), device)
-
-
-def object_task_scores(net: SSMTLNet, batches: Iterable[tuple[torch.Tensor, ...]], config: SSMTLConfig,
-                       memory: AppearanceMemory | None = None) -> dict[str, np.ndarray]:
-    """Raw per-object task scores ``(N,)`` over batches of (windows, probs, teacher[, training video index]); with
-    ``mirror`` the network tasks' mean over each window and its mirror image; ``knn`` needs the ``memory`` (and a
-    batch's video indices leave those training videos out of it)."""
-    network_tasks = tuple(t for t in config.tasks if t in TASKS)
-    out: dict[str, list[np.ndarray]] = {task: [] for task in config.tasks}
-    for windows, probs, teacher, *videos in batches:
-        if network_tasks:
-            with autocast(windows.device, config.precision):
-                views = [task_scores(net, view, probs, teacher, network_tasks, config.objects.half_window)
-                         for view in ([windows, windows.flip(4)] if config.mirror else [windows])]
-            for task in network_tasks:
-                out[task].append(torch.stack([view[task] for view in views]).mean(0).float().cpu().numpy())
-        if "knn" in config.tasks:
-            if memory is None:
-                raise ValueError("the knn task needs the appearance memory of the training objects")
-            out["knn"].append(memory.distances(teacher, videos[0] if videos else None).cpu().numpy())
-    return {task: np.concatenate(v) if v else np.zeros(0, np.float32) for task, v in out.items()}
-
-
-def _video_task_scores(net: SSMTLNet, objects: VideoObjects, config: SSMTLConfig, device: torch.device,
-                       memory: AppearanceMemory | None) -> dict[str, np.ndarray]:
-    batches = (_to_device(np.array(objects.crops[part]), objects.probs[part], objects.teacher[part], device)
-               for part in _batches(len(objects), 128))
-    return object_task_scores(net, batches, config, memory)
-
-
-def standardise(raw: dict[str, np.ndarray], scales: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Each task's raw scores as z-scores against the training objects (``scales[task]`` holds mean and std)."""
-    return {t: (v - scales[t]["mean"]) / scales[t]["std"] for t, v in raw.items()}
-
-
-def frame_pooling(frames: np.ndarray, values: np.ndarray, count: int, empty: float = 0.0) -> np.ndarray:
-    """``(count,)``: per frame the maximum of the values of its objects, ``empty`` where it has none."""
-    pooled = np.full(count, -np.inf)
-    inside = frames < count
-    np.maximum.at(pooled, frames[inside], values[inside])
-    pooled[np.isneginf(pooled)] = empty
-    return pooled
-
-
-def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
-    """Train (or load) SSMTL and write frame scores for every tracked video; see the module docstring."""
-    from vad_pipeline.frame_scores import smooth
-
+def _check(config: SSMTLConfig) -> None:
     if config.lr_schedule not in LR_SCHEDULES:
         raise UserError(f"--lr-schedule {config.lr_schedule}: choose one of {', '.join(LR_SCHEDULES)}")
     unknown = [t for t in config.tasks if t not in TASK_CHOICES]
@@ -219,12 +193,29 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
         raise UserError(f"--tasks: {','.join(unknown) or 'none'} is not a task; choose from {','.join(TASK_CHOICES)}")
     if config.variant not in VARIANTS:
         raise UserError(f"--variant {config.variant}: choose one of {', '.join(VARIANTS)}")
-    device = resolve_device(config.device)
-    check_precision(config.precision, device)
-    tracks_folder, videos = find_tracks(workspace, config)
+
+
+@dataclass
+class SSMTLData:
+    """What ``train`` and ``score`` read: the tracked videos, labels, splits, the teacher, the tracks folder."""
+
+    folder: Path
+    videos: list[TrackedVideo]
+    labels: dict[str, int]
+    splits: dict[str, str]
+    train_names: set[str]
+    test_names: set[str]
+    teacher: Teacher
+
+
+def prepare_data(workspace: Workspace, config: SSMTLConfig) -> SSMTLData:
+    _check(config)
+    check_precision(config.precision, resolve_device(config.device))
+    folder, videos = find_tracks(workspace, config)
     stand_ins = [VideoFeatures(v.name, v.key, (v.csv,), str(v.video)) for v in videos]
-    labels, splits = assign_labels(stand_ins, config.labels)
-    train_names, test_names = split_videos(stand_ins, splits, config)  # type: ignore[arg-type]
+    labels, splits = assign_labels(stand_ins, config.labels, allow_unlabeled=True)
+    videos = [v for v in videos if v.name in labels]
+    train_names, test_names = split_videos([s for s in stand_ins if s.name in labels], splits, config)  # type: ignore[arg-type]
     train_names = {n for n in train_names if labels[n] == 0}
     if not train_names:
         raise UserError("ssmtl trains on normal videos of the training split and found none; give a labels CSV "
@@ -232,141 +223,178 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig) -> SSMTLSummary:
     missing = [v.video for v in videos if not v.video.is_file()]
     if missing:
         raise UserError(f"{missing[0]}: the video of these tracks is gone; ssmtl needs it to cut object crops")
-
     detectors = {v.detector for v in videos if v.detector and Path(v.detector).is_file()}
     teacher = choose_teacher(config.teacher_weights, Path(sorted(detectors)[0]) if detectors else None)
-    tracks_identity = {v.key: workspace.manifest.sha256_of(v.csv)[:16] for v in videos}
-    objects_config = {"objects": dataclasses.asdict(config.objects), "teacher": teacher.identity}
-    train_objects_config = dataclasses.replace(config.objects, frame_stride=config.train_stride)
+    return SSMTLData(folder, videos, labels, splits, train_names, test_names, teacher)
 
-    prepare_folder(workspace.root / "ssmtl")  # the object caches: what killed runs left half-written goes
 
-    def objects_folder(object_config: ObjectConfig) -> Path:
-        digest = config_hash({**objects_config, "objects": dataclasses.asdict(object_config), "v": OBJECTS_VERSION})
-        return workspace.root / "ssmtl" / f"objects-{digest}"
-
-    def objects_key(v: TrackedVideo) -> str:
-        """Cache name of a video's objects: they are cut from its tracks, so a changed tracks file is a new entry."""
-        return f"{v.key}-{tracks_identity[v.key][:10]}"
-
-    def record_objects(v: TrackedVideo, object_config: ObjectConfig, count: int) -> None:
-        folder = objects_folder(object_config)
-        workspace.manifest.record_lineage(
-            "ssmtl-objects", objects_key(v), folder.name, {**objects_config, "objects": dataclasses.asdict(object_config)},
-            folder / f"{objects_key(v)}.crops.npy", {"tracks": tracks_identity[v.key]}, detail={"objects": count})
-
-    by_name = {v.name: v for v in videos}
-    train_sets: list[VideoObjects] = []
-    for name in tqdm(sorted(train_names), desc="ssmtl objects (train)", unit="video", disable=not config.progress,
-                     dynamic_ncols=True):
-        v = by_name[name]
-        train_sets.append(video_objects(v.video, v.csv, objects_folder(train_objects_config), objects_key(v), v.frames,
-                                        v.height, v.width, train_objects_config, teacher))
-        record_objects(v, train_objects_config, len(train_sets[-1]))
-    total = sum(len(s) for s in train_sets)
-    if total == 0:
-        raise UserError(f"{tracks_folder}: the normal training videos have no tracked objects; check the detector")
-
-    seed_everything(config.seed)
-    memory = AppearanceMemory([s.teacher for s in train_sets], device) if "knn" in config.tasks else None
-    if memory is not None and len(train_sets) < 2:
-        raise UserError("ssmtl --tasks knn: the appearance memory needs at least two normal training videos (each "
-                        "training video's objects are scored against the others)")
-    classes = train_sets[0].probs.shape[1]
-    net = SSMTLNet(config.variant, 3, classes, teacher.dim).to(device)
+def train_ssmtl(workspace: Workspace, config: SSMTLConfig, data: SSMTLData | None = None) -> TrainedModel:
+    """``vad-pipeline train --method ssmtl``: the bundle of ``config`` (trained unless cached); see the module
+    docstring."""
+    data = data or prepare_data(workspace, config)
+    by_name = {v.name: v for v in data.videos}
+    held_out = calibration_videos(data.train_names, data.labels, data.splits, config.holdout)
+    fit_names = sorted(data.train_names - set(held_out))
+    train_objects = dataclasses.replace(config.objects, frame_stride=config.train_stride)
+    fit_folder, _ = cut_objects(workspace, train_objects, data.teacher, [by_name[n] for n in fit_names],
+                                config.progress, required=True)
+    held_folder = None
+    if held_out:
+        held_folder, _ = cut_objects(workspace, config.objects, data.teacher, [by_name[n] for n in held_out],
+                                     config.progress, required=True)
     key_config = {
         "ssmtl_version": SSMTL_VERSION, "variant": config.variant, "tasks": list(config.tasks),
         "objects": dataclasses.asdict(config.objects), "train_stride": config.train_stride,
         "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
-        "lr_schedule": config.lr_schedule, "mirror": config.mirror, "seed": config.seed,
-        # only the training videos' tracks shape the model: new or changed test videos never retrain it
-        "teacher": teacher.identity, "train": sorted(train_names),
-        "tracks": {by_name[n].key: tracks_identity[by_name[n].key] for n in sorted(train_names)},
+        "lr_schedule": config.lr_schedule, "mirror": config.mirror, "seed": config.seed, "sigma": config.sigma,
+        # only the training and calibration videos' tracks shape the model: new or changed test videos never retrain
+        "teacher": data.teacher.identity, "train": fit_names,
+        "tracks": {by_name[n].key: by_name[n].tracks_sha for n in fit_names},
+        "calibration": {"far": config.far, "videos": [[n, by_name[n].tracks_sha] for n in held_out]},
     } | ({"precision": config.precision} if config.precision != "fp32" else {})
-    digest = config_hash(key_config)
-    folder = workspace.root / "scores" / f"ssmtl-{digest}"
+    key = config_hash(key_config)
+    folder = workspace.root / "models"
     prepare_folder(folder)
-    checkpoint = folder / "model.pt"
-    # concurrent runs of the same scoring take turns: the later ones find the model and scores done
-    with artifact_lock(folder, "run"):
-        trained, history, scales = False, [], {}
-        if checkpoint.is_file() and (folder / "train.json").is_file() and not config.force:
+    path = folder / f"ssmtl-{key}.pt"
+    with artifact_lock(folder, path.stem):  # concurrent runs take turns: the later ones load the bundle
+        bundle = None
+        if path.is_file() and not config.force:
             try:
-                net.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
-                record = json.loads((folder / "train.json").read_text())
-                history, scales = record["history"], record["scales"]
-                log.info("ssmtl: already trained, loaded %s", checkpoint)
-            except Exception as exc:
-                log.warning("%s: corrupt cache entry (%s); retraining", checkpoint, type(exc).__name__)
-                scales = {}
-        if not scales:
-            started = time.perf_counter()
-            history = _train(net, train_sets, config, device) if set(config.tasks) & set(TASKS) else []
-            net.eval()
-            scales = _scales(net, train_sets, config, device, memory)
-            seconds = time.perf_counter() - started
-            save_torch_atomic(checkpoint, net.state_dict())
-            save_json_atomic(folder / "train.json", {
-                "config": key_config, "teacher": teacher.name, "history": history, "scales": scales,
-                "seconds": seconds, "device": str(device), "train_objects": total,
-                "objects_per_second": total * len(history) / max(seconds, 1e-9),
-                "versions": library_versions()})
-            trained = True
-            log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s on %s (teacher: %s)", total,
-                     len(train_sets), seconds, device, teacher.name)
-        manifest = workspace.manifest
-        manifest.record_lineage("model", "ssmtl", digest, key_config, checkpoint,
-                                {"objects": {n: objects_key(by_name[n]) for n in sorted(train_names)},
-                                 "teacher": teacher.identity})
-        net.eval()
+                bundle = load_bundle(path)
+            except UserError:
+                log.warning("%s: corrupt cache entry (an unreadable bundle); training it again", path)
+        trained = bundle is None
+        if bundle is None:
+            fit_sets = [load_objects(fit_folder, by_name[n].objects_key) for n in fit_names]
+            held_sets = [(load_objects(held_folder, by_name[n].objects_key), by_name[n].frames) for n in held_out
+                         ] if held_folder else []
+            bundle = _train_bundle(config, key, key_config, data, fit_names, fit_sets, held_out, held_sets,
+                                   [by_name[n] for n in fit_names])
+            save_bundle(path, bundle)
+            log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s on %s (teacher: %s) -> %s",
+                     bundle.training["objects"], len(fit_names), bundle.seconds, bundle.training["device"],
+                     data.teacher.name, path)
+        else:
+            log.info("ssmtl: already trained, loaded %s", path)
+        workspace.manifest.record_lineage(
+            "model", "ssmtl", key, key_config, path,
+            {"objects": {n: by_name[n].objects_key for n in fit_names},
+             "calibration": {n: by_name[n].objects_key for n in held_out}, "teacher": data.teacher.identity},
+            detail={"threshold": bundle.threshold})
+    if config.out is not None:
+        save_bundle(Path(config.out), bundle)
+    return TrainedModel(bundle, path, trained)
 
-        test_maxima: dict[str, float] = {}
-        scored = [v for v in videos if v.name in test_names]
-        for v in tqdm(scored, desc="ssmtl score", unit="video", disable=not config.progress, dynamic_ncols=True):
-            target = folder / f"{v.key}.npy"
-            split = "train" if v.name in train_names else "test"
-            # loaded even when the scores are cached: a corrupt entry is reported and cut again, not left behind
-            objects = video_objects(v.video, v.csv, objects_folder(config.objects), objects_key(v), v.frames,
-                                    v.height, v.width, config.objects, teacher)
-            frame_scores = (None if trained or config.force
-                            else cached_scores(target, folder / f"{v.key}.json", labels[v.name], split,
-                                               objects_key(v)))
-            if frame_scores is None:
-                normalised = standardise(_video_task_scores(net, objects, config, device, memory), scales)
-                object_scores = (np.mean([normalised[t] for t in config.tasks], axis=0) if len(objects)
-                                 else np.zeros(0))
-                frame_scores = smooth(frame_pooling(objects.frames, object_scores, v.frames, scales["floor"]),
-                                      config.sigma).astype(np.float32)
-                extras = {f"task_{t}": smooth(frame_pooling(objects.frames, normalised[t], v.frames,
-                                                            scales[t]["floor"]), config.sigma).astype(np.float32)
-                          for t in config.tasks}
-                save_npy_atomic(target, frame_scores)
-                save_npz_atomic(folder / f"{v.key}.extras.npz", extras)
-                _save_objects(folder / f"{v.key}.objects.csv", objects, object_scores, normalised, config.tasks)
-                record_objects(v, config.objects, len(objects))
-                save_json_atomic(folder / f"{v.key}.json", {
-                    "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "label": labels[v.name], "split": split,
-                    "method": "ssmtl", "level": "frame", "T": int(v.frames), "frames": int(v.frames), "fps": v.fps,
-                    "width": v.width, "height": v.height, "source_video": str(v.video), "tracks": str(v.csv),
-                    "objects": int(len(objects)), "objects_key": objects_key(v), "extras": sorted(extras),
-                    "tasks": list(config.tasks),
-                })
-                manifest.record_lineage("scores", v.key, digest, key_config, target,
-                                        {"model": digest, "objects": objects_key(v)},
-                                        detail={"T": int(v.frames), "method": "ssmtl"})
-            if v.name in test_names and v.name not in train_names:
-                test_maxima[v.name] = float(frame_scores.max()) if frame_scores.size else 0.0
 
+def _train_bundle(config: SSMTLConfig, key: str, key_config: dict[str, Any], data: SSMTLData, fit_names: list[str],
+                  fit_sets: list[VideoObjects], held_out: list[str], held_sets: list[tuple[VideoObjects, int]],
+                  fit_videos: list[TrackedVideo]) -> ModelBundle:
+    """Train the network on ``fit_sets``, measure its score scales, calibrate the alarm threshold; the bundle."""
+    device = resolve_device(config.device)
+    total = sum(len(s) for s in fit_sets)
+    if total == 0:
+        raise UserError(f"{data.folder}: the normal training videos have no tracked objects; check the detector")
+    seed_everything(config.seed)
+    memory = AppearanceMemory([s.teacher for s in fit_sets], device) if "knn" in config.tasks else None
+    if memory is not None and len(fit_sets) < 2:
+        raise UserError("ssmtl --tasks knn: the appearance memory needs at least two normal training videos (each "
+                        "training video's objects are scored against the others)")
+    options = SSMTLOptions(config.variant, tuple(config.tasks), config.objects, config.sigma, config.mirror,
+                           config.precision, int(fit_sets[0].probs.shape[1]), data.teacher.dim)
+    net = build_network(options).to(device)
+    started = time.perf_counter()
+    history = _train(net, fit_sets, config, device) if set(config.tasks) & set(TASKS) else []
+    net.eval()
+    scales = _scales(net, fit_sets, config, device, memory)
+    seconds = time.perf_counter() - started
+    model = SSMTLModel(net, options, scales, memory, device)
+    # the threshold: held-out normal videos, else the training videos (each left out of the appearance memory)
+    if held_sets:
+        normal_frames = [model.video_scores(objects, frames).frames for objects, frames in held_sets]
+    else:
+        normal_frames = [model.video_scores(objects, v.frames, training_video=i).frames
+                         for i, (objects, v) in enumerate(zip(fit_sets, fit_videos))]
+    threshold = false_alarm_threshold(normal_frames, config.far)
+    calibration = {"far": config.far, "on": "held-out" if held_sets else "training",
+                   "videos": held_out or fit_names, "frames": int(sum(len(f) for f in normal_frames)),
+                   "measured_far": false_alarm_rate(normal_frames, threshold)}
+    log.info("ssmtl: alarm threshold %.4f (false-alarm budget %.3g of normal frames, calibrated on %d %s video(s))",
+             threshold, config.far, len(calibration["videos"]), calibration["on"])
+    state = {f"net.{k}": v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    if memory is not None:
+        state |= {"memory.bank": memory.bank.cpu(), "memory.videos": memory.videos.cpu()}
+    return ModelBundle(
+        key=key, method="ssmtl", options=options.to_json(),
+        schedule={k: key_config[k] for k in ("epochs", "batch_size", "lr", "lr_schedule", "train_stride")},
+        seed=config.seed, feature_dim=data.teacher.dim, features=tracks_spec(data.folder, data.teacher),
+        threshold=threshold, calibration=calibration,
+        training={"videos": {n: 0 for n in fit_names}, "normal": len(fit_names), "anomalous": 0,
+                  "tracks": key_config["tracks"], "objects": total, "device": str(device),
+                  "objects_per_second": total * len(history) / max(seconds, 1e-9)},
+        history=history, seconds=seconds, versions=library_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), state_dict=state, scales=scales)
+
+
+def score_ssmtl(workspace: Workspace, config: SSMTLConfig, executor: Executor | None = None) -> SSMTLSummary:
+    """Train (or load) the SSMTL bundle and score every test video through the ``objects`` and ``scores`` stages;
+    see the module docstring. ``executor``: where the per-video scoring runs (default: this process)."""
+    data = prepare_data(workspace, config)
+    model = train_ssmtl(workspace, config, data)
+    scored = [v for v in data.videos if v.name in data.test_names]
+    objects_folder, failed = cut_objects(workspace, config.objects, data.teacher, scored, config.progress,
+                                         required=False)
+    failed_paths = {str(path) for path, _ in failed}
+    scored = [v for v in scored if str(v.video) not in failed_paths]
+    stage = SSMTLScoreStage(model.bundle, objects_folder, scored, config.device)
+    run = run_stage(workspace, stage, [v.ref(v.key) for v in scored], force=config.force, progress=config.progress,
+                    executor=executor)
+    folder = run.folder
+    assert folder is not None
+    labels, train_names = data.labels, data.train_names
+    save_json_atomic(folder / LABELS_FILE, {
+        v.key: {"video": v.name, "label": labels[v.name],
+                "split": "train+test" if v.name in train_names else "test"} for v in scored})
+    bundle = model.bundle
+    save_json_atomic(folder / "train.json", {
+        "config": {k: v for k, v in _key_config_of(bundle).items()}, "teacher": bundle.features.get("teacher_name"),
+        "history": bundle.history, "scales": bundle.scales, "seconds": bundle.seconds,
+        "device": bundle.training.get("device"), "train_objects": bundle.training.get("objects"),
+        "objects_per_second": bundle.training.get("objects_per_second"), "bundle": str(model.path),
+        "threshold": bundle.threshold, "calibration": bundle.calibration, "versions": bundle.versions})
+    test_maxima: dict[str, float] = {}
+    for v in scored:
+        target = folder / f"{v.key}.npy"
+        if v.name not in train_names and target.is_file():
+            values = np.load(target, allow_pickle=False)
+            test_maxima[v.name] = float(values.max()) if values.size else 0.0
     video_auc = None
     truth = [labels[n] for n in test_maxima]
     if len(set(truth)) == 2:
         from sklearn.metrics import roc_auc_score
 
         video_auc = float(roc_auc_score(truth, list(test_maxima.values())))
-    save_json_atomic(folder / "summary.json", {"method": "ssmtl", "config_hash": digest,
+    save_json_atomic(folder / "summary.json", {"method": "ssmtl", "config_hash": bundle.key,
                                                "test_videos": len(test_maxima), "video_auc": video_auc})
-    log.info("ssmtl: frame scores of %d videos in %s", len(scored), folder)
-    return SSMTLSummary(folder, trained, history, video_auc)
+    log.info("ssmtl: %d scored, %d cached, %d failed -> %s", len(run.done), len(run.cached),
+             len(run.failed) + len(failed), folder)
+    return SSMTLSummary(folder, model.trained, bundle.history, video_auc, model.path, failed + run.failed)
+
+
+def _key_config_of(bundle: ModelBundle) -> dict[str, Any]:
+    """The readable part of an SSMTL bundle's training key (what reports show as its configuration)."""
+    options = bundle.options
+    return {"method": "ssmtl", "variant": options["variant"], "tasks": options["tasks"],
+            "objects": options["objects"], "sigma": options["sigma"], "mirror": options["mirror"],
+            "seed": bundle.seed, **bundle.schedule, "teacher": bundle.features.get("teacher"),
+            "far": bundle.calibration.get("far")} | (
+        {"precision": options["precision"]} if options["precision"] != "fp32" else {})
+
+
+def _gather(sets: list[VideoObjects], pairs: np.ndarray,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windows, class scores and teacher features of the objects ``pairs`` ``(B, 2)`` = (video, object)."""
+    return to_device(np.stack([sets[v].crops[o] for v, o in pairs]), np.stack([sets[v].probs[o] for v, o in pairs]),
+                     np.stack([sets[v].teacher[o] for v, o in pairs]), device)
 
 
 def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig,
@@ -378,7 +406,7 @@ def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig,
         sets = [dataclasses.replace(s, crops=np.asarray(s.crops).copy()) for s in sets]
     pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    steps_total = config.epochs * len(_batches(len(pairs), config.batch_size))
+    steps_total = config.epochs * len(batches_of(len(pairs), config.batch_size))
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps_total, 1))
                  if config.lr_schedule == "cosine" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")  # fp16 gradients underflow
@@ -391,7 +419,7 @@ def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig,
         order = rng.permutation(len(pairs))
         sums: dict[str, float] = {}
         steps = 0
-        for part in _batches(len(order), config.batch_size):
+        for part in batches_of(len(order), config.batch_size):
             chosen = np.sort(order[part])  # sorted reads are friendlier to the memory-mapped crops
             windows, probs, teacher = _gather(sets, pairs[chosen], device)
             if config.mirror:
@@ -424,7 +452,7 @@ def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig, device
     pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
     pairs = pairs[np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))]
     batches = (_gather(sets, pairs[part], device) + (torch.from_numpy(pairs[part, 0]).to(device),)
-               for part in _batches(len(pairs), 128))
+               for part in batches_of(len(pairs), 128))
     raw = object_task_scores(net, batches, config, memory)
     scales: dict[str, Any] = {t: {"mean": float(np.mean(v)), "std": max(float(np.std(v)), 1e-6)} for t, v in raw.items()}
     normalised = standardise(raw, scales)
@@ -432,40 +460,3 @@ def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig, device
         scales[t]["floor"] = float(np.percentile(values, 1))
     scales["floor"] = float(np.percentile(np.mean([normalised[t] for t in config.tasks], axis=0), 1))
     return scales
-
-
-def _save_objects(path: Path, objects: VideoObjects, scores: np.ndarray, per_task: dict[str, np.ndarray],
-                  tasks: tuple[str, ...]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(object_scores_header(tasks))
-    for i in range(len(objects)):
-        writer.writerow([int(objects.frames[i]), int(objects.tracks[i])]
-                        + [f"{v:.2f}" for v in objects.boxes[i]] + [f"{scores[i]:.5f}"]
-                        + [f"{per_task[t][i]:.5f}" for t in tasks])
-    write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
-
-
-def cached_scores(target: Path, sidecar: Path, label: int, split: str, objects: str) -> np.ndarray | None:
-    """A video's cached scores ``(T,)``, its sidecar's label and split kept in step with the current labels (they
-    may change without changing the scores: e.g. a corrected labels file); None when there are none, when they were
-    computed from other objects than ``objects`` (the video's tracks changed: the model's key holds only the
-    training videos' tracks), or when the entry is corrupt (a truncated array, a broken sidecar, the two
-    disagreeing: said once, then computed again)."""
-    if not (target.is_file() and sidecar.is_file()):
-        return None
-    try:
-        scores = np.load(target, allow_pickle=False)
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        if meta.get("schema") != SCORES_SCHEMA or int(meta["T"]) != len(scores):
-            raise ValueError("the sidecar does not match the scores")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("%s: corrupt cache entry (%s); computing it again", target, exc)
-        return None
-    if meta.get("objects_key") != objects:
-        log.info("%s: its tracks changed; scoring it again", target)
-        return None
-    if meta.get("label") != label or meta.get("split") != split:
-        meta.update(label=label, split=split)
-        save_json_atomic(sidecar, meta)
-    return scores

@@ -1,0 +1,98 @@
+"""SSMTL, trained once into a model bundle, applied to new unlabeled footage: `train --method ssmtl` then `predict`
+runs the tracks, objects and scores stages with the bundle's own spec, never retrains, and caches."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vad_pipeline.cli import main
+from vad_pipeline.errors import UserError
+from vad_pipeline.models.bundle import load_bundle
+from vad_pipeline.models.ssmtl.apply import SSMTLModel
+from vad_pipeline.models.ssmtl.objects import load_objects
+from vad_pipeline.synthetic_objects import generate_object_dataset
+from vad_pipeline.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """Object videos tracked by motion in the workspace, SSMTL trained on the 4 normal ones (1 held out to
+    calibrate), and 4 new unlabeled videos (another seed) in a folder of their own."""
+    root = tmp_path_factory.mktemp("ssmtl-bundle")
+    generate_object_dataset(root / "data", train=4, test_per_anomaly=1, frames=32, seed=0)
+    generate_object_dataset(root / "other", train=1, test_per_anomaly=1, frames=32, seed=7)
+    new = root / "new"
+    new.mkdir()
+    for video in sorted((root / "other" / "videos").rglob("*.mp4")):
+        shutil.copy(video, new / f"clip_{video.stem}.mp4")
+    workdir = root / "work"
+    assert main(["extract", str(root / "data" / "videos"), "--stages", "tracks", "--objects", "motion",
+                 "--workdir", str(workdir), "-q"]) == 0
+    assert main(["train", "--method", "ssmtl", "--labels", str(root / "data" / "labels.csv"), "--crop-size", "32",
+                 "--epochs", "1", "--tasks", "aot,mbp,knn", "--far", "0.05", "--workdir", str(workdir), "-q"]) == 0
+    (bundle_path,) = (workdir / "models").glob("ssmtl-*.pt")
+    return root, workdir, new, bundle_path
+
+
+def test_ssmtl_bundle_holds_what_applying_it_needs(trained) -> None:
+    root, workdir, new, bundle_path = trained
+    bundle = load_bundle(bundle_path)
+    assert bundle.method == "ssmtl" and bundle.options["tasks"] == ["aot", "mbp", "knn"]
+    assert bundle.features["source"] == "tracks" and bundle.features["tracks"]["objects"] == "motion"
+    assert bundle.features["teacher"].startswith("detector:")
+    assert set(bundle.scales) == {"aot", "mbp", "knn", "floor"}
+    assert bundle.calibration["on"] == "held-out" and len(bundle.calibration["videos"]) == 1
+    assert set(bundle.calibration["videos"]).isdisjoint(bundle.training["videos"])
+    assert bundle.state_dict["memory.bank"].shape[0] == bundle.training["objects"] > 0
+    assert bundle.calibration["measured_far"] <= 0.05
+
+
+def test_ssmtl_predict_on_new_videos_never_retrains_and_caches(trained, capsys) -> None:
+    root, workdir, new, bundle_path = trained
+    models_before = sorted((workdir / "models").iterdir())
+    assert main(["predict", "--model", str(bundle_path), str(new), "--workdir", str(workdir), "-q"]) == 0
+    out = Path(capsys.readouterr().out.strip())
+    document = json.loads((out / "predictions.json").read_text())
+    assert document["method"] == "ssmtl" and len(document["videos"]) == 4 and not document["failed"]
+    for record in document["videos"]:
+        frames = np.load(record["frame_scores"])
+        assert frames.shape == (record["frames"],) == (32,) and record["snippets"] is None
+        assert record["video"].startswith(str(new))
+    assert (out / "alerts.csv").read_text().startswith("video,video_id,start_frame")
+    assert sorted((workdir / "models").iterdir()) == models_before  # nothing trained
+
+    # the bundle, loaded again, gives the scores predict wrote (a round trip through the file)
+    bundle = load_bundle(bundle_path)
+    model = SSMTLModel.from_bundle(bundle, torch.device("cpu"))
+    scores_folder = Path(document["scores"])
+    record = document["videos"][0]
+    sidecar = json.loads((scores_folder / f"{record['key']}.json").read_text())
+    objects_folder = next((workdir / "objects").glob("ssmtl-*"))
+    objects = load_objects(objects_folder, sidecar["objects_key"])
+    np.testing.assert_allclose(np.load(scores_folder / f"{record['key']}.npy"),
+                               model.video_scores(objects, 32).frames, rtol=0, atol=1e-6)
+
+    # a second run is served from the caches: every stage reuses what it made
+    from vad_pipeline.predict import PredictConfig, predict
+
+    again = predict(Workspace(workdir), [new], PredictConfig(model=bundle_path, progress=False))
+    assert again.scored == 0 and again.cached == 4 and again.ok
+
+
+def test_ssmtl_bundle_is_refused_where_it_does_not_apply(trained, capsys) -> None:
+    root, workdir, new, bundle_path = trained
+    assert main(["export", "--model", str(bundle_path), "--workdir", str(workdir)]) == 2
+    assert "apply SSMTL with `vad-pipeline predict`" in capsys.readouterr().err
+    assert main(["watch", str(next(new.glob("*.mp4"))), "--model", str(bundle_path), "--workdir",
+                 str(workdir)]) == 2
+    assert "online tracking" in capsys.readouterr().err
+    with pytest.raises(UserError, match="scores objects from tracks"):
+        load_bundle(bundle_path).build()
+    assert main(["predict", "--model", str(bundle_path), "--features", str(new), "--workdir", str(workdir)]) == 2
+    assert "--tracks DIR" in capsys.readouterr().err

@@ -21,6 +21,16 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
 
 
+# The longest files first: the suite's two workers take a file at a time, so the last one to finish is a short one.
+_LONGEST_FIRST = ("test_kill_anywhere.py", "test_watch.py", "test_demo.py", "test_ssmtl.py", "test_train_predict.py",
+                  "test_extract.py", "test_methods.py", "test_concurrency.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the other files keep their order
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared/data; the test is skipped (with the reason) when the folder is not there."""
     path = SHARED_DATA.joinpath(*parts)

@@ -84,7 +84,7 @@ def main() -> None:
         server.shutdown()
     memory = [mb for _, mb in samples]
     record = {
-        "frames": summary.frames, "snippets": summary.snippets, "alerts": summary.alerts,
+        "frames": summary.frames, "snippets": summary.scores, "alerts": summary.alerts,
         "latency_ms": {"p50": summary.latency_p50_ms, "p95": summary.latency_p95_ms}, "fps": summary.fps,
         "seconds": time.perf_counter() - started,
         "rss_mb": {"first": memory[0] if memory else None, "middle": memory[len(memory) // 2] if memory else None,

@@ -180,20 +180,32 @@ class TrackStage(Stage):
         return merge_detections(rows, probs, proposals, proposer.moving_fraction(rows[:, :4]), fractions,
                                 self.cfg.motion)
 
-    def _track_frame(self, frame: np.ndarray, frame_index: int, tracker: Any, renumber: dict[int, int],
-                     lengths: dict[int, int], out: Any, imgsz: int, proposer: MotionProposer | None) -> int:
-        """Find the frame's objects, update the tracker and write one CSV row per tracked box; returns the number of
-        objects found. ``renumber`` maps the tracker's ids to 1..N in order of first appearance; ``lengths`` counts
-        boxes per id."""
+    def tracked(self, frame: np.ndarray, tracker: Any, renumber: dict[int, int], imgsz: int,
+                proposer: MotionProposer | None) -> tuple[list[list[float]], int]:
+        """Find the frame's objects and update the tracker: one row per tracked box, ``track_id, x1, y1, x2, y2,
+        confidence, class, prob_0 ...`` rounded as the tracks CSV stores them (2 decimals for boxes, 4 for scores),
+        and the number of objects found. ``renumber`` maps the tracker's ids to 1..N in order of first
+        appearance."""
         rows, probs = self.frame_objects(frame, imgsz, proposer)
         classes = len(self.class_names)
+        out = []
         for x1, y1, x2, y2, raw_id, score, cls, index in tracker.update(_Boxes()(rows, frame.shape[:2]), frame):
             track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
-            lengths[track_id] = lengths.get(track_id, 0) + 1
             prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
+            out.append([track_id] + [round(float(v), 2) for v in (x1, y1, x2, y2)] + [round(float(score), 4),
+                       int(cls)] + [round(float(p), 4) for p in prob])
+        return out, len(rows)
+
+    def _track_frame(self, frame: np.ndarray, frame_index: int, tracker: Any, renumber: dict[int, int],
+                     lengths: dict[int, int], out: Any, imgsz: int, proposer: MotionProposer | None) -> int:
+        """Track one frame and write its CSV rows; returns the number of objects found. ``lengths`` counts boxes
+        per id."""
+        rows, found = self.tracked(frame, tracker, renumber, imgsz, proposer)
+        for track_id, x1, y1, x2, y2, score, cls, *prob in rows:
+            lengths[track_id] = lengths.get(track_id, 0) + 1
             out.writerow([frame_index, track_id, f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}", f"{y2:.2f}", f"{score:.4f}",
                           int(cls)] + [f"{p:.4f}" for p in prob])
-        return len(rows)
+        return found
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         from ultralytics.trackers.byte_tracker import BYTETracker
@@ -248,6 +260,54 @@ class TrackStage(Stage):
         }
         save_json_atomic(sidecar, meta)
         return _summary(meta)
+
+
+class OnlineTracker:
+    """The tracks stage on a live stream: frames pushed one by one, in order, come out tracked exactly as the stage
+    tracks a file (the same detector calls, tracker updates and rounding). With motion objects the first ``warmup``
+    frames are held back to seed the background model with their median, as the stage seeds it from a file's first
+    frames, then released in order; so a file watched live gets the stage's tracks."""
+
+    def __init__(self, stage: TrackStage):
+        from ultralytics.trackers.byte_tracker import BYTETracker
+
+        stage.prepare()
+        self.stage = stage
+        self.tracker = BYTETracker(_tracker_config())
+        self.proposer = MotionProposer(stage.cfg.motion) if stage.uses_motion else None
+        self.imgsz = stage.cfg.imgsz  # None: follows the first frame's size
+        self.renumber: dict[int, int] = {}
+        self.held: list[tuple[int, np.ndarray]] | None = [] if self.proposer and stage.cfg.motion.warmup else None
+
+    def push(self, index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Frame ``index`` in; out: ``(index, frame, rows)`` of every frame tracked now (``rows`` as
+        :meth:`TrackStage.tracked`, ``(n, 7 + classes)``), in order."""
+        if self.held is not None:
+            self.held.append((index, frame))
+            return self._release() if len(self.held) >= self.stage.cfg.motion.warmup else []
+        return [self._track(index, frame)]
+
+    def flush(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """The stream ended: what is still held back (a stream shorter than the warm-up)."""
+        return self._release() if self.held else []
+
+    def _release(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        held, self.held = self.held or [], None
+        assert self.proposer is not None
+        self.proposer.warm_up([frame for _, frame in held])
+        return [self._track(index, frame) for index, frame in held]
+
+    def _track(self, index: int, frame: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        classes = len(self.stage.class_names)
+        if self.imgsz is None:
+            self.imgsz = auto_imgsz(frame.shape[1], frame.shape[0])
+        if index % self.stage.cfg.frame_stride == 0:
+            rows, _ = self.stage.tracked(frame, self.tracker, self.renumber, self.imgsz, self.proposer)
+        else:
+            rows = []
+            if self.proposer is not None:
+                self.proposer.propose(frame)  # the background model learns from every frame
+        return index, frame, np.array(rows, np.float64).reshape(-1, 7 + classes)
 
 
 @functools.lru_cache(maxsize=1)

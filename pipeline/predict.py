@@ -150,9 +150,7 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
     ``extract.device``); the scored videos, the scores folder, how many were scored and cached, and the failures."""
     from vad_pipeline.models.ssmtl.apply import SSMTLOptions, SSMTLScoreStage
     from vad_pipeline.models.ssmtl.runner import cut_objects, tracked_videos
-    from vad_pipeline.models.ssmtl.teacher import choose_teacher
 
-    spec = bundle.features
     failed: list[tuple[Path, str]] = []
     if config.features is not None:
         raise UserError(f"--features: {config.model} is an SSMTL model, which scores objects from tracks; pass "
@@ -180,13 +178,7 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
         keys = {workspace.video_ref(p).video_id for p in [*summary.done, *summary.cached]}
         videos = tracked_videos(workspace, summary.folder, keys)
         detector = tracks_stage.detector_path
-    if str(spec.get("teacher", "")).startswith("resnet:"):
-        raise UserError(f"--model {config.model}: trained with --teacher-weights (a ResNet teacher); predict "
-                        "applies models that distil the detector (train without --teacher-weights)")
-    teacher = choose_teacher(None, detector)
-    if teacher.identity != spec.get("teacher"):
-        raise UserError(f"--model {config.model}: trained with teacher {spec.get('teacher')}, this machine has "
-                        f"{teacher.identity}; install the detector the model was trained with")
+    teacher = teacher_for(bundle, config.model, detector)
     options = SSMTLOptions.from_json(bundle.options)
     objects_folder, cut_failed = cut_objects(workspace, options.objects, teacher, videos, config.progress,
                                              required=False)
@@ -199,6 +191,22 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
     assert scored.folder is not None
     described = [_Described(v.name, v.key, str(v.video), v.frames, v.fps) for v in videos]
     return described, scored.folder, len(scored.done), len(scored.cached), failed
+
+
+def teacher_for(bundle: Any, model: Path | None, detector: Path | None) -> Any:
+    """The teacher an SSMTL ``bundle`` distilled (the detector's backbone), checked by identity; one clear line when
+    this machine has another."""
+    from vad_pipeline.models.ssmtl.teacher import choose_teacher
+
+    spec = bundle.features
+    if str(spec.get("teacher", "")).startswith("resnet:"):
+        raise UserError(f"--model {model}: trained with --teacher-weights (a ResNet teacher); it can be applied to "
+                        "models that distil the detector (train without --teacher-weights)")
+    teacher = choose_teacher(None, detector)
+    if teacher.identity != spec.get("teacher"):
+        raise UserError(f"--model {model}: trained with teacher {spec.get('teacher')}, this machine has "
+                        f"{teacher.identity}; install the detector the model was trained with")
+    return teacher
 
 
 def track_stage_for(workspace: Workspace, bundle: Any, model: Path | None, progress: bool = True) -> Any:

@@ -5,13 +5,17 @@ a camera index (``0``), or an ``rtsp://`` / ``http(s)://`` URL. A reader thread 
 arrival time is when the reader got them); every ``snippet_frames`` (16) frames make a snippet, whose features
 (the bundle's backbone and crops) join a rolling window of the last ``context`` snippets; the method scores the
 window and the newest snippet's score is emitted. For per-snippet methods (``mil``) this equals offline scoring;
-temporal ones (``align``, ``ddl``) see ``context`` snippets of past instead of the whole video.
+temporal ones (``align``, ``ddl``) see ``context`` snippets of past instead of the whole video. An SSMTL bundle
+tracks objects online and scores every frame (:mod:`vad_pipeline.models.ssmtl.live`): a frame's score comes half an
+object window plus the smoothing radius after it (18 frames by default), and equals ``predict``'s.
 
 Standard output: one JSON line per scored snippet (``{"event": "score", "time", "snippet", "start_frame",
 "end_frame", "score", "latency_ms"}``: wall-clock ISO time, frames of the snippet, latency from the arrival of its
-last frame to its score), one when an alert starts (``"alert"``: ``start_frame``, ``score``, ``threshold``) and one
+last frame to its score; SSMTL: one per frame, ``"frame"`` instead of ``"snippet"``, latency from that frame's
+arrival), one when an alert starts (``"alert"``: ``start_frame``, ``score``, ``threshold``) and one
 when it ends (``"alert_end"``: ``start_frame``, ``end_frame``, ``peak_frame``, ``peak_score``, ``clip`` when kept),
-and at the end (the source's end, Ctrl-C or SIGTERM) a ``"summary"`` line: ``frames``, ``snippets``, ``alerts``,
+and at the end (the source's end, Ctrl-C or SIGTERM) a ``"summary"`` line: ``frames``, ``scores`` and ``unit``
+(``snippet``, also given as ``snippets``, or ``frame``), ``alerts``,
 ``latency_ms`` p50 / p95, ``fps`` (sustained: frames scored per second of wall time), ``reconnects``.
 
 Memory stays flat on an endless stream: the frame queue, the snippet window, the clip buffer and the latency
@@ -59,14 +63,17 @@ class WatchConfig:
 
 @dataclass
 class WatchSummary:
+    """What a run did: ``scores`` score events, one per ``unit`` (a snippet, or a frame for SSMTL)."""
+
     frames: int
-    snippets: int
+    scores: int
     alerts: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     fps: float
     reconnects: int
     clips: list[Path]
+    unit: str = "snippet"
 
 
 def parse_source(source: str) -> tuple[Any, bool]:
@@ -237,16 +244,75 @@ class ClipKeeper:
         self._close()
 
 
+class _SnippetScorer:
+    """A weakly supervised bundle live: every ``snippet_frames`` frames make a snippet whose features join the window
+    of the last ``context`` snippets; the method scores the window, the newest snippet's score comes out."""
+
+    unit = "snippet"
+
+    def __init__(self, workspace: Workspace, bundle: Any, config: WatchConfig, extract: Any):
+        from .predict import feature_stage_for
+
+        self.stage = feature_stage_for(workspace, bundle, config.model, extract, progress=False)
+        self.stage.prepare()
+        self.method = bundle.build()
+        self.window: deque = deque(maxlen=config.context)  # (crops, D) features of the last snippets
+        self.pending: list[np.ndarray] = []
+        self.length = self.stage.cfg.snippet_frames
+
+    def push(self, index: int, arrival: float, frame: np.ndarray) -> list[tuple[int, int, float, float]]:
+        """``(start frame, end frame, score, arrival of the frame it waited for)`` of what is scored now."""
+        import torch
+
+        from vad_pipeline.extractors.preprocess import resize_frames, snippet_crops
+
+        self.pending.append(frame)
+        if len(self.pending) < self.length:
+            return []
+        snippet, self.pending = np.stack(self.pending), []
+        cfg = self.stage.cfg
+        clip = snippet_crops(resize_frames(snippet, cfg.short_side), cfg.crop_size, cfg.crops)[None]
+        self.window.append(self.stage.forward(clip)[0])  # (crops, D)
+        features = torch.from_numpy(np.stack(self.window).transpose(1, 0, 2).copy())  # (crops, n, D)
+        with torch.no_grad():
+            score = float(self.method.snippet_scores(features)[:, -1].mean())
+        return [(index - self.length + 1, index, score, arrival)]
+
+    def flush(self) -> list[tuple[int, int, float, float]]:
+        return []  # frames after the last whole snippet are not scored, as offline
+
+
+class _ObjectScorer:
+    """An SSMTL bundle live (:mod:`vad_pipeline.models.ssmtl.live`): one score per frame, half an object window
+    plus the smoothing radius after it arrived."""
+
+    unit = "frame"
+
+    def __init__(self, workspace: Workspace, bundle: Any, config: WatchConfig, extract: Any):
+        from vad_pipeline.detectors.tracks import OnlineTracker
+        from vad_pipeline.devices import resolve_device
+        from vad_pipeline.models.ssmtl.apply import SSMTLModel
+        from vad_pipeline.models.ssmtl.live import LiveObjectScorer
+
+        from .predict import teacher_for, track_stage_for
+
+        stage = track_stage_for(workspace, bundle, config.model, progress=False)
+        teacher = teacher_for(bundle, config.model, stage.detector_path)
+        model = SSMTLModel.from_bundle(bundle, resolve_device(extract.device if extract is not None else "auto"))
+        self.live = LiveObjectScorer(model, teacher, OnlineTracker(stage))
+
+    def push(self, index: int, arrival: float, frame: np.ndarray) -> list[tuple[int, int, float, float]]:
+        return [(f, f, score, since) for f, score, since in self.live.push(index, arrival, frame)]
+
+    def flush(self) -> list[tuple[int, int, float, float]]:
+        return [(f, f, score, since) for f, score, since in self.live.flush()]
+
+
 def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any = None,
           emit: Callable[[dict[str, Any]], None] | None = None) -> WatchSummary:
     """Score ``source`` live with the bundle ``config.model``; see the module docstring. ``emit`` receives each
     JSON event (default: printed on stdout)."""
-    import torch
-
-    from vad_pipeline.extractors.preprocess import resize_frames, snippet_crops
     from vad_pipeline.models.bundle import load_bundle
-
-    from .predict import feature_stage_for
 
     emit = emit or (lambda event: print(json.dumps(event), flush=True))
     if config.model is None:
@@ -254,62 +320,54 @@ def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any =
     if config.context < 1:
         raise UserError(f"--context {config.context}: at least 1 snippet")
     bundle = load_bundle(config.model)
-    if bundle.method == "ssmtl":
-        raise UserError(f"--model {config.model}: an SSMTL model; live scoring needs online tracking, which watch "
-                        "does not do yet: apply it to recorded footage with `vad-pipeline predict`")
-    stage = feature_stage_for(workspace, bundle, config.model, extract, progress=False)
-    stage.prepare()
-    method = bundle.build()
+    parse_source(source)  # a missing file is one line before any model loads
+    scorer: _SnippetScorer | _ObjectScorer = (_ObjectScorer(workspace, bundle, config, extract)
+                                              if bundle.method == "ssmtl" else
+                                              _SnippetScorer(workspace, bundle, config, extract))
+    reader = FrameSource(source, config)  # frames arrive from now on: the models are ready
     threshold = bundle.threshold if config.threshold is None else float(config.threshold)
-    length, short_side, crop_size, crops = (stage.cfg.snippet_frames, stage.cfg.short_side, stage.cfg.crop_size,
-                                            stage.cfg.crops)
-    reader = FrameSource(source, config)
     clips = ClipKeeper(config.out, reader.fps, config.clip_seconds)
-    window: deque = deque(maxlen=config.context)  # (crops, D) features of the last snippets
-    pending: list[np.ndarray] = []
     latencies: deque = deque(maxlen=LATENCY_SAMPLE)
-    frames = snippets = alerts = 0
+    frames = scored = alerts = 0
     last_end_frame = -1
     alert: dict[str, Any] | None = None
     first_arrival: float | None = None
     finished = time.monotonic()
-    log.info("watch: %s with %s (threshold %.4f), %s, %d-frame snippets", source, bundle.method, threshold,
-             "live stream" if reader.live else ("a file in real time" if config.realtime else "a file"), length)
+    log.info("watch: %s with %s (threshold %.4f), %s, one score per %s", source, bundle.method, threshold,
+             "live stream" if reader.live else ("a file in real time" if config.realtime else "a file"), scorer.unit)
+
+    def record(start_frame: int, end_frame: int, score: float, since: float) -> None:
+        nonlocal finished, scored, alerts, alert, last_end_frame
+        finished = time.monotonic()
+        latency = (finished - since) * 1000.0
+        latencies.append(latency)
+        last_end_frame = end_frame
+        emit({"event": "score", "time": _now(), scorer.unit: scored if scorer.unit == "snippet" else start_frame,
+              "start_frame": start_frame, "end_frame": end_frame, "score": round(score, 6),
+              "latency_ms": round(latency, 1)})
+        scored += 1
+        if score > threshold and alert is None:
+            alerts += 1
+            alert = {"start_frame": start_frame, "peak_frame": start_frame, "peak_score": score,
+                     "clip": clips.start(start_frame)}
+            emit({"event": "alert", "time": _now(), "start_frame": start_frame, "score": round(score, 6),
+                  "threshold": threshold})
+        elif alert is not None and score > threshold and score > alert["peak_score"]:
+            alert.update(peak_frame=start_frame, peak_score=score)
+        elif alert is not None and score <= threshold:
+            _end_alert(emit, alert, start_frame - 1)
+            clips.end()
+            alert = None
+
     try:
         for index, arrival, frame in reader.frames():
             first_arrival = arrival if first_arrival is None else first_arrival
             frames += 1
             clips.add(index, frame)
-            pending.append(frame)
-            if len(pending) < length:
-                continue
-            snippet = np.stack(pending)
-            pending = []
-            clip = snippet_crops(resize_frames(snippet, short_side), crop_size, crops)[None]
-            window.append(stage.forward(clip)[0])  # (crops, D)
-            features = torch.from_numpy(np.stack(window).transpose(1, 0, 2).copy())  # (crops, n, D)
-            with torch.no_grad():
-                score = float(method.snippet_scores(features)[:, -1].mean())
-            finished = time.monotonic()
-            latency = (finished - arrival) * 1000.0
-            latencies.append(latency)
-            start_frame, end_frame = index - length + 1, index
-            last_end_frame = end_frame
-            emit({"event": "score", "time": _now(), "snippet": snippets, "start_frame": start_frame,
-                  "end_frame": end_frame, "score": round(score, 6), "latency_ms": round(latency, 1)})
-            snippets += 1
-            if score > threshold and alert is None:
-                alerts += 1
-                alert = {"start_frame": start_frame, "peak_frame": start_frame, "peak_score": score,
-                         "clip": clips.start(start_frame)}
-                emit({"event": "alert", "time": _now(), "start_frame": start_frame, "score": round(score, 6),
-                      "threshold": threshold})
-            elif alert is not None and score > threshold and score > alert["peak_score"]:
-                alert.update(peak_frame=start_frame, peak_score=score)
-            elif alert is not None and score <= threshold:
-                _end_alert(emit, alert, start_frame - 1)
-                clips.end()
-                alert = None
+            for item in scorer.push(index, arrival, frame):
+                record(*item)
+        for item in scorer.flush():
+            record(*item)
     except KeyboardInterrupt:
         log.info("watch: interrupted; stopping")
     finally:
@@ -321,14 +379,15 @@ def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any =
         log.error("%s", reader.error)
     seconds = max(1e-9, finished - first_arrival) if first_arrival is not None else 0.0
     p50, p95 = (np.percentile(list(latencies), [50, 95]).tolist() if latencies else (None, None))
-    summary = WatchSummary(frames, snippets, alerts, p50, p95, frames / seconds if seconds else 0.0,
-                           reader.reconnects, clips.kept)
-    emit({"event": "summary", "time": _now(), "frames": frames, "snippets": snippets, "alerts": alerts,
+    summary = WatchSummary(frames, scored, alerts, p50, p95, frames / seconds if seconds else 0.0,
+                           reader.reconnects, clips.kept, scorer.unit)
+    emit({"event": "summary", "time": _now(), "frames": frames, "scores": scored, "unit": scorer.unit,
+          **({"snippets": scored} if scorer.unit == "snippet" else {}), "alerts": alerts,
           "latency_ms": {"p50": None if p50 is None else round(p50, 1), "p95": None if p95 is None else round(p95, 1)},
           "fps": round(summary.fps, 2), "reconnects": reader.reconnects, "clips": [str(p) for p in clips.kept]})
-    log.info("watch: %d frames, %d snippets, %d alert(s); latency p50 %s ms, p95 %s ms; %.1f frames/s sustained",
-             frames, snippets, alerts, "-" if p50 is None else f"{p50:.0f}", "-" if p95 is None else f"{p95:.0f}",
-             summary.fps)
+    log.info("watch: %d frames, %d %s scores, %d alert(s); latency p50 %s ms, p95 %s ms; %.1f frames/s sustained",
+             frames, scored, scorer.unit, alerts, "-" if p50 is None else f"{p50:.0f}",
+             "-" if p95 is None else f"{p95:.0f}", summary.fps)
     return summary
 
 

@@ -166,10 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(handler=_cmd_score)
 
     train = commands.add_parser(
-        "train", help="train a weakly supervised method into one model bundle file (weights, options, feature spec, "
-                      "alarm threshold)",
-        description="Train --method on the features' video-level labels (cached by what shapes the model) and "
-                    "write a model bundle that `predict` and `watch` apply to new footage. The alarm threshold is "
+        "train", help="train a method into one model bundle file (weights, options, feature or tracks spec, alarm "
+                      "threshold)",
+        description="Train --method (weak methods: on the features' video-level labels; ssmtl: on the objects of "
+                    "normal training videos) into a model bundle, cached by what shapes the model, that `predict` and "
+                    "`watch` apply to new footage. The alarm threshold is "
                     "calibrated on normal training videos held out from training (--holdout, or the labels' val "
                     "split) at the false-alarm budget --far.")
     train.add_argument("--method", default="mil",

@@ -19,6 +19,8 @@ from vad_pipeline.models.ssmtl.objects import load_objects
 from vad_pipeline.synthetic_objects import generate_object_dataset
 from vad_pipeline.workspace import Workspace
 
+pytestmark = pytest.mark.slow  # the module's fixture tracks, trains and predicts (tens of seconds on 2 cores)
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):

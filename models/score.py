@@ -345,7 +345,7 @@ def score_videos(workspace: Workspace, config: ScoreConfig, executor: Executor |
         target = folder / f"{video.key}.npy"
         if video.name in test_names and target.is_file():
             test_scores[video.name] = float(np.max(np.load(target, allow_pickle=False)))
-    video_auc = _video_auc(test_scores, labels)
+    video_auc = video_level_auc(test_scores, labels)
     save_json_atomic(folder / "summary.json", {"method": bundle.method, "config_hash": bundle.key,
                                                "test_videos": len(test_scores), "video_auc": video_auc})
     if video_auc is not None:
@@ -371,7 +371,8 @@ def _training_bags(videos: list[VideoFeatures], labels: dict[str, int], segments
     return torch.from_numpy(np.stack(bags)), torch.tensor(bag_labels)
 
 
-def _video_auc(test_scores: dict[str, float], labels: dict[str, int]) -> float | None:
+def video_level_auc(test_scores: dict[str, float], labels: dict[str, int]) -> float | None:
+    """Video-level ROC-AUC of the test videos' maximum scores ``test_scores`` (name -> max); None with one class."""
     truth = [labels[n] for n in test_scores]
     if len(set(truth)) < 2:
         return None

@@ -471,14 +471,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights_install(args: argparse.Namespace) -> int:
-    if args.backbone == "detector":
-        from vad_pipeline.detectors.yolo import install_detector
+    from vad_pipeline.extractors.extract import install_weights
 
-        print(install_detector(source=args.source, force=args.force))
-        return EXIT_OK
-    from vad_pipeline.extractors.weights import install_i3d
-
-    print(install_i3d(source=args.source, force=args.force))
+    print(install_weights(args.backbone, source=args.source, force=args.force))
     return EXIT_OK
 
 

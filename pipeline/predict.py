@@ -90,8 +90,6 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
     if config.features is not None:
         videos = scan_feature_dir(config.features)
     else:
-        if not inputs:
-            raise UserError("predict: no videos given; pass video files or folders")
         videos, failed = _extract_features(workspace, inputs, bundle, config, extract, executor)
     keys = {v.key: [workspace.manifest.sha256_of(p)[:16] for p in v.files] for v in videos}
     for video in videos:
@@ -164,14 +162,8 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
             raise UserError(f"--tracks {folder}: holds no tracks (<name>.csv with a <name>.json sidecar)")
         detector = None
     else:
-        if not inputs:
-            raise UserError("predict: no videos given; pass video files or folders")
         tracks_stage = track_stage_for(workspace, bundle, config.model, config.progress)
-        from vad_pipeline.discovery import find_videos
-
-        paths = find_videos(inputs)
-        if not paths:
-            raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+        paths = _video_paths(inputs)
         summary = run_stage(workspace, tracks_stage, paths, progress=config.progress, executor=executor)
         failed += summary.failed
         assert summary.folder is not None
@@ -267,17 +259,26 @@ def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, ext
     return stage
 
 
+def _video_paths(inputs: list[Path]) -> list[Path]:
+    """The video files under ``inputs`` (files or folders); one line when there are none."""
+    from vad_pipeline.discovery import find_videos
+
+    if not inputs:
+        raise UserError("predict: no videos given; pass video files or folders")
+    paths = find_videos(inputs)
+    if not paths:
+        raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+    return paths
+
+
 def _extract_features(workspace: Workspace, inputs: list[Path], bundle: Any, config: PredictConfig, extract: Any,
                       executor: Executor | None) -> tuple[list[Any], list[tuple[Path, str]]]:
     """The ``features`` stage with the bundle's spec on the videos under ``inputs``: their features, and the videos
     that failed."""
-    from vad_pipeline.discovery import find_videos
     from vad_pipeline.models.data import VideoFeatures
 
-    stage = feature_stage_for(workspace, bundle, config.model, extract, config.progress)
-    paths = find_videos(inputs)
-    if not paths:
-        raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+    stage = feature_stage_for(workspace, bundle, config.model, extract, config.progress)  # a spec that cannot
+    paths = _video_paths(inputs)  # be applied here is said first
     summary = run_stage(workspace, stage, paths, progress=config.progress, executor=executor)
     assert summary.folder is not None
     videos = []

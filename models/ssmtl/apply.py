@@ -176,11 +176,17 @@ class SSMTLModel:
 
         return object_task_scores(self.net, batches(), self.options, self.memory)
 
+    def object_scores(self, objects: VideoObjects,
+                      training_video: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Per object ``(M,)`` the combined score (the mean of the standardised tasks) and each task's."""
+        per_task = standardise(self.raw_scores(objects, training_video), self.scales)
+        combined = np.mean([per_task[t] for t in self.options.tasks], axis=0) if len(objects) else np.zeros(0)
+        return combined, per_task
+
     def video_scores(self, objects: VideoObjects, frames: int, training_video: int | None = None) -> VideoScores:
         """The frame and object scores of one video of ``frames`` frames (see the module docstring)."""
         tasks, sigma = self.options.tasks, self.options.sigma
-        per_task = standardise(self.raw_scores(objects, training_video), self.scales)
-        object_scores = np.mean([per_task[t] for t in tasks], axis=0) if len(objects) else np.zeros(0)
+        object_scores, per_task = self.object_scores(objects, training_video)
         frame_scores = smooth(frame_pooling(objects.frames, object_scores, frames, self.scales["floor"]), sigma)
         task_frames = {t: smooth(frame_pooling(objects.frames, per_task[t], frames, self.scales[t]["floor"]),
                                  sigma).astype(np.float32) for t in tasks}

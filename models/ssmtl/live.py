@@ -24,7 +24,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from vad_pipeline.detectors.crops import crop_box
 
-from .apply import SSMTLModel, standardise
+from .apply import SSMTLModel
 from .objects import VideoObjects
 from .teacher import Teacher
 
@@ -99,9 +99,7 @@ class LiveObjectScorer:
         objects = VideoObjects(crops, np.full(len(rows), center), rows[:, 0].astype(np.int64),
                                rows[:, 1:5].astype(np.float32), probs.astype(np.float32),
                                self.teacher.features(crops[:, self.half]), (0, 0, 0))
-        per_task = standardise(self.model.raw_scores(objects), scales)
-        combined = np.mean([per_task[t] for t in self.model.options.tasks], axis=0)
-        self.pooled.append((center, float(combined.max())))
+        self.pooled.append((center, float(self.model.object_scores(objects)[0].max())))
 
     def _emit(self, final: bool) -> list[tuple[int, float, float]]:
         """The smoothed scores of the frames whose smoothing window is complete (all of them at the end)."""

@@ -59,7 +59,7 @@ from vad_pipeline.workspace import Workspace
 
 from ..bundle import ModelBundle, false_alarm_rate, false_alarm_threshold, load_bundle, save_bundle
 from ..data import VideoFeatures, assign_labels
-from ..score import TrainedModel, calibration_videos, split_videos
+from ..score import TrainedModel, calibration_videos, split_videos, video_level_auc
 from ..trainer import seed_everything
 from .apply import (SSMTLModel, SSMTLOptions, SSMTLScoreStage, batches_of, build_network, object_task_scores,
                     standardise, to_device)
@@ -356,7 +356,7 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig, executor: Executor | 
                 "split": "train+test" if v.name in train_names else "test"} for v in scored})
     bundle = model.bundle
     save_json_atomic(folder / "train.json", {
-        "config": {k: v for k, v in _key_config_of(bundle).items()}, "teacher": bundle.features.get("teacher_name"),
+        "config": _key_config_of(bundle), "teacher": bundle.features.get("teacher_name"),
         "history": bundle.history, "scales": bundle.scales, "seconds": bundle.seconds,
         "device": bundle.training.get("device"), "train_objects": bundle.training.get("objects"),
         "objects_per_second": bundle.training.get("objects_per_second"), "bundle": str(model.path),
@@ -367,12 +367,7 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig, executor: Executor | 
         if v.name not in train_names and target.is_file():
             values = np.load(target, allow_pickle=False)
             test_maxima[v.name] = float(values.max()) if values.size else 0.0
-    video_auc = None
-    truth = [labels[n] for n in test_maxima]
-    if len(set(truth)) == 2:
-        from sklearn.metrics import roc_auc_score
-
-        video_auc = float(roc_auc_score(truth, list(test_maxima.values())))
+    video_auc = video_level_auc(test_maxima, labels)
     save_json_atomic(folder / "summary.json", {"method": "ssmtl", "config_hash": bundle.key,
                                                "test_videos": len(test_maxima), "video_auc": video_auc})
     log.info("ssmtl: %d scored, %d cached, %d failed -> %s", len(run.done), len(run.cached),

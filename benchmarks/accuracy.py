@@ -50,7 +50,7 @@ PED2_EPOCHS = 8
 
 
 def run(suite: str, data: Path | None, workdir: Path, seeds: list[int], quick: bool, ablation: bool = False,
-        device: str = "auto", progress: bool = True) -> dict[str, Any]:
+        device: str = "auto", precision: str = "fp32", progress: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     if suite == "ped2":
         from ssmtl_ucsd_ped2 import print_table, run_protocol
@@ -62,8 +62,10 @@ def run(suite: str, data: Path | None, workdir: Path, seeds: list[int], quick: b
     else:
         from fight_suite import print_table, run_suite
 
-        record = run_suite(data or SHARED / "surveillance-fight", workdir / "fight", seeds,
-                           videos_per_class=8 if quick else 40, test_per_class=4 if quick else 20)
+        record = run_suite(data or SHARED / "surveillance-fight",
+                           workdir / ("fight" if precision == "fp32" else f"fight-{precision}"), seeds,
+                           videos_per_class=8 if quick else 40, test_per_class=4 if quick else 20,
+                           precision=precision, progress=progress)
         print_table(record)
     record["wall_s"] = time.perf_counter() - started
     return record
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer videos and epochs, one seed (a smoke run)")
     parser.add_argument("--ablation", action="store_true", help="ped2: also train each SSMTL task alone")
     parser.add_argument("--device", default="auto", help="ped2: where SSMTL trains (auto, cpu, cuda[:N])")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="fight: the I3D forward's precision (bf16 results are kept as 'fight-bf16')")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -97,10 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     records = json.loads(results_file.read_text()) if results_file.is_file() else {}
     for suite in (("ped2", "fight") if args.suite == "all" else (args.suite,)):
         record = run(suite, args.data, args.workdir, seeds, args.quick, args.ablation, args.device,
-                     progress=not args.quiet)
+                     precision=args.precision, progress=not args.quiet)
         record.update(date=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), machine=machine(),
                       command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]))
-        records[suite] = record
+        name = suite if suite == "ped2" or args.precision == "fp32" else f"{suite}-{args.precision}"
+        records[name] = record
         results_file.write_text(json.dumps(records, indent=2))
         print(f"{suite}: wall time {record['wall_s']:.0f} s")
     (args.workdir / "accuracy.html").write_text(_html(records), encoding="utf-8")

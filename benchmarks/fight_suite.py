@@ -145,8 +145,11 @@ def feature_norm_baseline(test: list[dict]) -> dict[str, float | None]:
 
 def run_suite(data: Path, workdir: Path, seeds: list[int], videos_per_class: int = 20, test_per_class: int = 10,
               clips_per_video: int = 4, fps: float = 25.0, size: tuple[int, int] = (320, 240),
-              methods: dict[str, dict[str, Any]] | None = None, progress: bool = True) -> dict[str, Any]:
-    """The whole suite (see the module docstring); cached in ``workdir``."""
+              methods: dict[str, dict[str, Any]] | None = None, precision: str = "fp32",
+              progress: bool = True) -> dict[str, Any]:
+    """The whole suite (see the module docstring); cached in ``workdir``. ``precision`` is the I3D forward's
+    (``fp32`` or ``bf16``: extract's ``--precision``); the splits and composed videos do not depend on it, so two
+    runs with different precisions compare the same videos."""
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.models.data import scan_workspace_features
     from vad_pipeline.models.score import ScoreConfig, score_videos
@@ -169,7 +172,7 @@ def run_suite(data: Path, workdir: Path, seeds: list[int], videos_per_class: int
 
     started = time.perf_counter()
     workspace = Workspace(workdir / "work")
-    summary = extract_videos(workspace, [normalized], ExtractConfig(progress=progress), stages=("features",))
+    summary = extract_videos(workspace, [normalized], ExtractConfig(precision=precision, progress=progress), stages=("features",))
     features = {v.name: v.load() for v in scan_workspace_features(summary.folder)}
     timings["extract_s"] = time.perf_counter() - started
     frames_extracted = sum(len(f) * SNIPPET for f in features.values())
@@ -214,7 +217,7 @@ def run_suite(data: Path, workdir: Path, seeds: list[int], videos_per_class: int
     baseline = [s["rows"]["feature-norm baseline"]["frame_auc"] for s in per_seed]
     beats = {label: all(s["rows"][label]["frame_auc"] > b for s, b in zip(per_seed, baseline))
              for label in per_seed[0]["rows"] if label != "feature-norm baseline"}
-    return {"suite": "fight", "data": str(Path(data).resolve()), "clips": {k: len(v) for k, v in kept.items()},
+    return {"suite": "fight", "precision": precision, "data": str(Path(data).resolve()), "clips": {k: len(v) for k, v in kept.items()},
             "frames_extracted": frames_extracted, "seeds": seeds, "videos_per_class": videos_per_class,
             "test_per_class": test_per_class, "clips_per_video": clips_per_video, "fps": fps, "size": list(size),
             "summary": summary_rows, "beats_baseline_every_seed": beats, "per_seed": per_seed, "timings": timings}

@@ -118,11 +118,9 @@ class AlignAttention(WeakMethod):
         view_a, view_b = sample_view(length, opts.block), sample_view(length, opts.block)
         attention_a = self.attention_weights(features[:, view_a])
         attention_b = self.attention_weights(features[:, view_b])
-        classification = F.binary_cross_entropy(
-            torch.cat([self.video_probability(features[:, view_a], attention_a),
-                       self.video_probability(features[:, view_b], attention_b)]).clamp(1e-6, 1 - 1e-6),
-            torch.cat([labels, labels]),
-        )
+        classification = losses.bce(torch.cat([self.video_probability(features[:, view_a], attention_a),
+                                               self.video_probability(features[:, view_b], attention_b)]),
+                                    torch.cat([labels, labels]))
         both = torch.cat([attention_a, attention_b])
         sparse = losses.sparsity(both)
         smooth = losses.temporal_smoothness(both)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic
+from vad_pipeline.devices import autocast, resolve_device
 from vad_pipeline.errors import CacheError
 from vad_pipeline.schemas import SCORES_SCHEMA
 from vad_pipeline.stage import Stage
@@ -35,12 +36,16 @@ SCORING_VERSION = 2  # bump when a change alters scores of the same model, so ol
 
 
 @torch.no_grad()
-def score_features(method: WeakMethod, features: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+def score_features(method: WeakMethod, features: np.ndarray,
+                   precision: str = "fp32") -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """``(T, crops, D)`` features -> float32 ``(T,)`` scores, the method's extra ``(T,)`` arrays (both averaged over
-    crops) and the number of crops."""
-    per_crop_input = torch.from_numpy(np.ascontiguousarray(features.transpose(1, 0, 2)))  # (crops, T, D)
-    per_crop = [method.outputs(per_crop_input[c : c + 1]) for c in range(per_crop_input.shape[0])]
-    merged = {k: torch.stack([o[k] for o in per_crop]).mean(dim=0).numpy().astype(np.float32) for k in per_crop[0]}
+    crops) and the number of crops. Runs where ``method``'s parameters are, under autocast for ``bf16`` / ``fp16``."""
+    device = next(method.parameters()).device
+    per_crop_input = torch.from_numpy(np.ascontiguousarray(features.transpose(1, 0, 2))).to(device)  # (crops, T, D)
+    with autocast(device, precision):
+        per_crop = [method.outputs(per_crop_input[c : c + 1]) for c in range(per_crop_input.shape[0])]
+    merged = {k: torch.stack([o[k].float() for o in per_crop]).mean(dim=0).cpu().numpy().astype(np.float32)
+              for k in per_crop[0]}
     scores = merged.pop("scores")
     return scores, merged, int(per_crop_input.shape[0])
 
@@ -58,21 +63,25 @@ class ScoreStage(Stage):
     name = "scores"
     describes_videos = False
 
-    def __init__(self, bundle: ModelBundle, features: dict[str, VideoFeatures], feature_keys: dict[str, list[str]]):
+    def __init__(self, bundle: ModelBundle, features: dict[str, VideoFeatures], feature_keys: dict[str, list[str]],
+                 device: str = "auto", precision: str = "fp32"):
         self.bundle = bundle
         self.features = features
         self.feature_keys = feature_keys
+        self.device = device  # resolved where the stage runs (a Ray actor has its own devices)
+        self.precision = precision
         self.method: WeakMethod | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"scoring_version": SCORING_VERSION, "model": self.bundle.key}
+        return {"scoring_version": SCORING_VERSION, "model": self.bundle.key} | (
+            {"precision": self.precision} if self.precision != "fp32" else {})
 
     def tag(self, digest: str) -> str:
         return f"{self.bundle.method}-{digest}"
 
     def prepare(self) -> None:
         if self.method is None:
-            self.method = self.bundle.build()
+            self.method = self.bundle.build().to(resolve_device(self.device))
 
     def inputs(self, video: VideoRef) -> dict[str, Any]:
         return {"model": self.bundle.key, "features": self.feature_keys.get(video.video_id)}
@@ -84,7 +93,7 @@ class ScoreStage(Stage):
         self.prepare()
         assert self.method is not None
         source = self.features[video.video_id]
-        scores, extras, crops = score_features(self.method, source.load())
+        scores, extras, crops = score_features(self.method, source.load(), self.precision)
         target, sidecar = self.outputs(video, folder)
         save_npy_atomic(target, scores)
         if extras:

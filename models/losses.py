@@ -33,10 +33,16 @@ def view_consistency(attention_a: torch.Tensor, attention_b: torch.Tensor) -> to
     return (attention_a - attention_b).pow(2).sum(dim=1).mean()
 
 
+def bce(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of probabilities ``(B,)`` (clamped to [1e-6, 1 - 1e-6]) against 0 / 1 labels ``(B,)``,
+    in fp32 outside autocast (mixed precision refuses BCE on probabilities, which underflow in fp16)."""
+    with torch.autocast(probabilities.device.type, enabled=False):
+        return F.binary_cross_entropy(probabilities.float().clamp(1e-6, 1 - 1e-6), labels.float())
+
+
 def topk_mil_bce(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """BCE between each video's mean top-k snippet score and its label; ``(B, T)``, ``(B,)`` -> scalar."""
-    top = scores.topk(min(k, scores.shape[1]), dim=1).values.mean(dim=1)
-    return F.binary_cross_entropy(top.clamp(1e-6, 1 - 1e-6), labels.float())
+    return bce(scores.topk(min(k, scores.shape[1]), dim=1).values.mean(dim=1), labels)
 
 
 def score_dynamics_energy(scores: torch.Tensor, k: int) -> torch.Tensor:

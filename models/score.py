@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
+from vad_pipeline.devices import check_precision, resolve_device
 from vad_pipeline.errors import UserError
 from vad_pipeline.frame_scores import snippet_to_frames
 from vad_pipeline.hashing import config_hash
@@ -74,6 +75,8 @@ class TrainConfig:
     far: float = 0.01  # false-alarm budget of the alarm threshold: fraction of normal frames above it
     holdout: float = 0.2  # fraction of the normal training videos held out to calibrate the threshold
     out: Path | None = None  # also write the bundle here
+    device: str = "auto"  # where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N
+    precision: str = "fp32"  # fp32, or mixed precision: bf16 (CPUs with bf16 and GPUs) or fp16 (CUDA)
     force: bool = False
     progress: bool = True
 
@@ -211,6 +214,7 @@ def train_bundle(workspace: Workspace, config: TrainConfig, videos: list[VideoFe
     see the module docstring."""
     method_cls = get_method(config.method)
     options = build_options(method_cls, config)
+    check_precision(config.precision, resolve_device(config.device))
     by_name = {v.name: v for v in videos}
     held_out = calibration_videos(train_names, labels, splits, config.holdout)
     fit_names = sorted(set(train_names) - set(held_out))
@@ -235,7 +239,7 @@ def train_bundle(workspace: Workspace, config: TrainConfig, videos: list[VideoFe
         "features": {k: v for k, v in spec.items() if k in ("source", "config")},
         "train": [[n, labels[n], keys[by_name[n].key]] for n in fit_names],
         "calibration": {"far": config.far, "videos": [[n, keys[by_name[n].key]] for n in held_out]},
-    }
+    } | ({"precision": config.precision} if config.precision != "fp32" else {})
     key = config_hash(key_config)
     folder = workspace.root / "models"
     prepare_folder(folder)
@@ -271,11 +275,14 @@ def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key
     log.info("train: %s on %d bags (%d videos x crops, %d segments, D=%d) for %d epochs", method.name, len(bags),
              len(fit_names), schedule.segments, method.feature_dim, schedule.epochs)
     started = time.perf_counter()
-    result = train_method(method, bags, bag_labels, schedule, seed=config.seed, progress=config.progress)
+    device = resolve_device(config.device)
+    result = train_method(method, bags, bag_labels, schedule, seed=config.seed, progress=config.progress,
+                          device=device, precision=config.precision)
     seconds = time.perf_counter() - started
     method.eval()
     calibrate_on = held_out or [n for n in fit_names if labels[n] == 0]
-    normal_frames = [snippet_to_frames(score_features(method, by_name[n].load())[0]) for n in calibrate_on]
+    normal_frames = [snippet_to_frames(score_features(method, by_name[n].load(), config.precision)[0])
+                     for n in calibrate_on]
     threshold = false_alarm_threshold(normal_frames, config.far)
     calibration = {"far": config.far, "on": "held-out" if held_out else "training", "videos": calibrate_on,
                    "frames": int(sum(len(f) for f in normal_frames)),
@@ -293,7 +300,7 @@ def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key
         calibration=calibration,
         training={"videos": {n: labels[n] for n in fit_names}, "normal": sum(labels[n] == 0 for n in fit_names),
                   "anomalous": sum(labels[n] == 1 for n in fit_names),
-                  "features": {row[0]: row[2] for row in key_config["train"]}},
+                  "features": {row[0]: row[2] for row in key_config["train"]}, "device": str(device)},
         history=result.epochs, seconds=seconds, versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         state_dict={k: v.detach().clone() for k, v in method.state_dict().items()},
@@ -323,7 +330,7 @@ def score_videos(workspace: Workspace, config: ScoreConfig, executor: Executor |
     videos, labels, splits, train_names, test_names, spec = prepare_training(workspace, config)
     model = train_bundle(workspace, config, videos, labels, splits, train_names, spec)
     keys = _file_keys(workspace, videos)
-    stage = ScoreStage(model.bundle, {v.key: v for v in videos}, keys)
+    stage = ScoreStage(model.bundle, {v.key: v for v in videos}, keys, config.device, config.precision)
     run: RunSummary = run_stage(workspace, stage, feature_refs(videos, keys), force=config.force,
                                 progress=config.progress, executor=executor)
     folder = run.folder

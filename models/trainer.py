@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vad_pipeline.devices import autocast
+
 from .base import TrainSchedule, WeakMethod
 
 log = logging.getLogger(__name__)
@@ -51,12 +53,19 @@ def train_method(
     schedule: TrainSchedule,
     seed: int = 0,
     progress: bool = True,
+    device: torch.device | None = None,
+    precision: str = "fp32",
 ) -> TrainingHistory:
     """Train ``method`` on ``bags`` ``(N, S, D)`` with video labels ``(N,)`` (1 anomalous, 0 normal).
 
     Each step draws ``batch_size`` anomalous and ``batch_size`` normal bags; an epoch is enough steps to see every
     bag of the larger class once (the smaller class is cycled). Learning-rate drops happen at their epoch, scaled
-    when ``min_steps`` lengthens training."""
+    when ``min_steps`` lengthens training. ``device``: where the method trains (the bags go there once; default
+    the CPU); ``precision`` ``bf16`` / ``fp16`` runs each step under autocast (losses in fp32, fp16 with a gradient
+    scaler). The sampling order depends on ``seed`` only, whatever the device."""
+    device = device or torch.device("cpu")
+    method.to(device)
+    bags = bags.to(device)
     generator = seed_everything(seed)
     anomalous = torch.nonzero(labels == 1).flatten()
     normal = torch.nonzero(labels == 0).flatten()
@@ -74,6 +83,7 @@ def train_method(
         log.info("train: %d step(s) per epoch; training %d epochs instead of %d to reach %d steps",
                  steps, epochs, schedule.epochs, schedule.min_steps)
     optimizer = _optimizer(method, schedule)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")  # fp16 gradients underflow
     history = TrainingHistory()
     method.on_train_start(schedule, epochs)
     method.train()
@@ -88,10 +98,12 @@ def train_method(
         for step in range(steps):
             xa = bags[order_a[step * batch : (step + 1) * batch]]
             xn = bags[order_n[step * batch : (step + 1) * batch]]
-            loss, parts = method.training_loss(xa, xn)
+            with autocast(device, precision):
+                loss, parts = method.training_loss(xa, xn)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             method.on_batch_end(xn, xa)
             for key, value in {"loss": loss.item(), **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value

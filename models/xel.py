@@ -94,7 +94,7 @@ class CrossEpochLearning(WeakMethod):
         self.eval()
         scores = self.base.snippet_scores(normal_bags)
         self.train(was_training)
-        return normal_bags[torch.arange(len(normal_bags)), scores.argmax(dim=1)]
+        return normal_bags[torch.arange(len(normal_bags), device=scores.device), scores.argmax(dim=1)]
 
     def _set_bank(self, hardest: torch.Tensor) -> None:
         size = self.options.bank_size or len(hardest)  # type: ignore[attr-defined]

@@ -76,6 +76,11 @@ def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
     parser.add_argument("--far", type=float, default=far,
                         help=f"false-alarm budget of the model's alarm threshold: the fraction of normal frames "
                              f"above it (default {far})")
+    parser.add_argument("--device", default="auto",
+                        help="where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="training and scoring: fp32 (default), bf16 mixed precision (CPUs with bf16 and GPUs) "
+                             "or fp16 (CUDA)")
     parser.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
 
 
@@ -86,7 +91,9 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
                         help="alarm threshold (default: the bundle's, calibrated at training time)")
     parser.add_argument("--weights", metavar="PATH", default=None,
                         help="the backbone checkpoint the model was trained with (default: the usual places)")
-    parser.add_argument("--device", default="auto", help="feature extraction: auto (CUDA when available), cpu or cuda[:N]")
+    parser.add_argument("--device", default="auto",
+                        help="where the models run (features, tracks, scoring): auto (CUDA when available), cpu or "
+                             "cuda[:N]")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
 
 
@@ -355,11 +362,6 @@ def _ssmtl_options(parser: argparse.ArgumentParser) -> None:
                             "training windows, each object scored with its mirror image")
     ssmtl.add_argument("--teacher-weights", type=Path, default=None,
                        help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
-    ssmtl.add_argument("--device", default="auto",
-                       help="where ssmtl trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
-    ssmtl.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                       help="ssmtl's training and scoring: fp32 (default), bf16 mixed precision (CPUs with bf16 "
-                            "and GPUs) or fp16 (CUDA)")
 
 
 def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -373,7 +375,8 @@ def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
     return dict(method=args.method, base=args.base, features=args.features, features_tag=args.features_tag,
                 labels=args.labels, train_list=args.train_list, test_list=args.test_list, seed=args.seed,
                 epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, options=options,
-                xel_update=args.xel_update, far=args.far, force=args.force, progress=not args.quiet)
+                xel_update=args.xel_update, far=args.far, device=args.device, precision=args.precision,
+                force=args.force, progress=not args.quiet)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

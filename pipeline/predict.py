@@ -97,7 +97,7 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
         if dim != bundle.feature_dim:
             raise UserError(f"{video.files[0]}: features of size {dim}, the model takes {bundle.feature_dim}; "
                             "extract them with the model's backbone")
-    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys)
+    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys, extract.device if extract is not None else "auto")
     scored = run_stage(workspace, stage, feature_refs(videos, keys), progress=config.progress, executor=executor)
     failed += scored.failed
     assert scored.folder is not None

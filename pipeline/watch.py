@@ -255,7 +255,7 @@ class _SnippetScorer:
 
         self.stage = feature_stage_for(workspace, bundle, config.model, extract, progress=False)
         self.stage.prepare()
-        self.method = bundle.build()
+        self.method = bundle.build().to(self.stage.device)  # where the features are made
         self.window: deque = deque(maxlen=config.context)  # (crops, D) features of the last snippets
         self.pending: list[np.ndarray] = []
         self.length = self.stage.cfg.snippet_frames
@@ -275,7 +275,7 @@ class _SnippetScorer:
         self.window.append(self.stage.forward(clip)[0])  # (crops, D)
         features = torch.from_numpy(np.stack(self.window).transpose(1, 0, 2).copy())  # (crops, n, D)
         with torch.no_grad():
-            score = float(self.method.snippet_scores(features)[:, -1].mean())
+            score = float(self.method.snippet_scores(features.to(self.stage.device))[:, -1].mean())
         return [(index - self.length + 1, index, score, arrival)]
 
     def flush(self) -> list[tuple[int, int, float, float]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
 from vad_pipeline.models.bundle import load_bundle
@@ -93,3 +94,46 @@ def test_align_records_its_preset_and_extras(feature_set, tmp_path: Path) -> Non
     extras = np.load(summary.folder / f"{videos[0].name}.extras.npz")
     scores = np.load(summary.folder / f"{videos[0].name}.npy")
     np.testing.assert_allclose(scores, extras["attention"] * extras["tcam"], rtol=1e-5)
+
+
+def _frame_scores(bundle_path: Path, videos, device: str = "cpu", precision: str = "fp32") -> np.ndarray:
+    """The bundle's snippet scores of every test video, concatenated, scored on ``device`` in ``precision``."""
+    from vad_pipeline.models.apply import score_features
+
+    method = load_bundle(bundle_path).build().to(device)
+    return np.concatenate([score_features(method, v.features, precision)[0] for v in videos if v.split == "test"])
+
+
+def test_bf16_training_learns_and_bf16_scoring_follows_fp32(feature_set, tmp_path: Path) -> None:
+    """``--precision bf16`` on the CPU: mil trains under autocast into its own bundle and still separates; the fp32
+    bundle scored in bf16 follows its fp32 scores (cosine >= 0.999)."""
+    root, folder, labels, videos = feature_set
+    fp32 = score_videos(Workspace(tmp_path / "w"), ScoreConfig(features=folder, labels=labels, progress=False,
+                                                               device="cpu"))
+    bf16 = score_videos(Workspace(tmp_path / "w"), ScoreConfig(features=folder, labels=labels, progress=False,
+                                                               device="cpu", precision="bf16"))
+    assert bf16.trained and bf16.bundle != fp32.bundle and bf16.folder != fp32.folder
+    assert bf16.history[-1]["loss"] < bf16.history[0]["loss"]
+    assert _snippet_auc(bf16.folder, videos) >= 0.9
+    exact, mixed = _frame_scores(fp32.bundle, videos), _frame_scores(fp32.bundle, videos, precision="bf16")
+    assert float(exact @ mixed / (np.linalg.norm(exact) * np.linalg.norm(mixed))) >= 0.999
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (CI has none)")
+@pytest.mark.parametrize("method", ["mil", "align", "ddl", "xel"])
+def test_method_trains_and_scores_on_cuda_as_on_the_cpu(method: str, feature_set, tmp_path: Path) -> None:
+    """Every weak method on CUDA: it learns there (AUC >= 0.9); a CPU-trained bundle scored on CUDA equals its CPU
+    scores within 1e-3 relative (fp16: cosine >= 0.999); the CUDA-trained bundle's test AUC is within 0.01 of the
+    CPU-trained one's (training sums in another order, so weights differ slightly)."""
+    root, folder, labels, videos = feature_set
+    settings = {"method": method, **CASES.get(method, {}), "features": folder, "labels": labels, "progress": False}
+    cpu = score_videos(Workspace(tmp_path / "cpu"), ScoreConfig(**settings, device="cpu"))
+    cuda = score_videos(Workspace(tmp_path / "cuda"), ScoreConfig(**settings, device="cuda"))
+    assert load_bundle(cuda.bundle).training["device"].startswith("cuda")
+    assert cuda.history[-1]["loss"] < cuda.history[0]["loss"]
+    assert abs(_snippet_auc(cuda.folder, videos) - _snippet_auc(cpu.folder, videos)) <= 0.01
+    on_cpu = _frame_scores(cpu.bundle, videos)
+    on_cuda = _frame_scores(cpu.bundle, videos, device="cuda")
+    assert np.abs(on_cpu - on_cuda).max() <= 1e-3 * max(1.0, np.abs(on_cpu).max())
+    half = _frame_scores(cpu.bundle, videos, device="cuda", precision="fp16")
+    assert float(on_cpu @ half / (np.linalg.norm(on_cpu) * np.linalg.norm(half))) >= 0.999

@@ -19,7 +19,8 @@ for the whole process (imports, model, warm-up included):
   folded into the convolutions), the reference of that speed-up; extract/pipeline-bf16 (CPU): the stage with ``--precision bf16``.
   In full mode all are measured twice, alternating, and the faster pass of each is kept.
 - tracks/pipeline: the ``tracks`` stage end to end (decode thread, detection with class probabilities, ByteTrack,
-  CSV); tracks/bare-predict: ``YOLO.predict`` alone on the same decoded frames and image size, the reference.
+  CSV); tracks/bare-predict: ``YOLO.predict`` alone on the same decoded frames and image size, one frame per call;
+  tracks/bare-batched-predict (where the stage batches: a GPU): as many frames per call as the stage, the reference.
   objects/s = detections / seconds. Quick mode: two alternating passes each, the faster kept.
 - score/<method>: ``vad-pipeline score`` on a synthetic feature set (D = 1024): training bags/s and scoring
   snippets/s; score/ssmtl: SSMTL training and inference objects/s (``ssmtl_bench.py``).
@@ -261,8 +262,9 @@ def row_tracks(video: str, imgsz: int, conf: float, repeats: int) -> dict[str, A
         stage.prepare()
         frames = np.concatenate(list(open_video(Path(video)).iter_chunks(64)))
         bgr = [np.ascontiguousarray(frame[..., ::-1]) for frame in frames]
+        batch = stage.batch_frames()
         for frame in frames[:3]:  # warm-up of both paths
-            stage.detect(frame, imgsz)
+            stage.detect([frame] * batch, imgsz)
             stage.model.predict(bgr[0], imgsz=imgsz, conf=conf, half=stage.half, verbose=False)
         ref = workspace.video_ref(Path(video))
         counts: dict[str, int] = {}
@@ -279,13 +281,26 @@ def row_tracks(video: str, imgsz: int, conf: float, repeats: int) -> dict[str, A
             counts["bare"] = detections
             return len(frames)
 
+        def bare_batched() -> int:
+            detections = 0
+            for start in range(0, len(bgr), batch):
+                results = stage.model.predict(bgr[start : start + batch], imgsz=imgsz, conf=conf, half=stage.half,
+                                              verbose=False)
+                detections += sum(len(result.boxes) for result in results)
+            counts["batched"] = detections
+            return len(frames)
+
         for _ in range(repeats):
             best.measure("tracks/pipeline", pipeline)
             best.measure("tracks/bare-predict", bare)
-    for kind, name in (("pipeline", "tracks/pipeline"), ("bare", "tracks/bare-predict")):
+            if batch > 1:
+                best.measure("tracks/bare-batched-predict", bare_batched)
+    kinds = [("pipeline", "tracks/pipeline"), ("bare", "tracks/bare-predict")]
+    for kind, name in kinds + ([("batched", "tracks/bare-batched-predict")] if batch > 1 else []):
         row = best.rows[name]
         row.update(rate=counts[kind] / row["seconds"], rate_unit="objects/s",
-                   note=f"imgsz {imgsz}, conf {conf}, {stage.detector_path.name}, {counts[kind]} detections")
+                   note=f"imgsz {imgsz}, conf {conf}, {stage.detector_path.name}, {counts[kind]} detections, "
+                        f"{batch if kind != 'bare' else 1} frame(s) per call")
     return best.result()
 
 
@@ -573,6 +588,7 @@ def main() -> None:
         "extract pipeline bf16 / eager fp32 forward": _ratio(by_name, "extract/pipeline-bf16",
                                                              "extract/eager-fp32-forward"),
         "tracks pipeline / bare predict": _ratio(by_name, "tracks/pipeline", "tracks/bare-predict"),
+        "tracks pipeline / bare batched predict": _ratio(by_name, "tracks/pipeline", "tracks/bare-batched-predict"),
         "ray 1 actor / in-process (wall)": _ratio(by_name, "ray/1-worker", "ray/in-process"),
         "ray per-CPU actors / 1 actor (wall)": _ratio(by_name, "ray/per-cpu", "ray/1-worker"),
         "ray per-CPU actors / 1 actor (after start-up)": _ratio(by_name, "ray/per-cpu", "ray/1-worker", "rate"),

@@ -38,7 +38,7 @@ from vad_pipeline.prefetch import prefetched
 from vad_pipeline.stage import Stage
 from vad_pipeline.workspace import VideoRef, Workspace
 
-from .motion import MOVING_CLASS_NAME, MotionConfig, MotionProposer, first_frames, merge_detections
+from .motion import MOVING_CLASS_NAME, MotionConfig, MotionProposer, merge_detections
 from .yolo import load_detector, probability_predictor, resolve_detector
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class TrackConfig:
     frame_stride: int = 1
     decoder: str = "auto"
     motion: MotionConfig = MotionConfig()
+    batch: int | None = None  # frames per detector call (None: 16 on a GPU, 1 on the CPU); the tracks do not change
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -74,6 +75,8 @@ class TrackConfig:
             raise UserError(f"--objects {self.objects}: choose one of {', '.join(OBJECT_SOURCES)}")
         if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
             raise UserError(f"--imgsz {self.imgsz}: must be a multiple of 32 (or leave it out to follow the frames)")
+        if self.batch is not None and self.batch < 1:
+            raise UserError(f"--track-batch {self.batch}: must be at least 1")
         if self.frame_stride < 1:
             raise UserError(f"--frame-stride {self.frame_stride}: must be at least 1")
         if not 0 < self.conf < 1:
@@ -155,80 +158,45 @@ class TrackStage(Stage):
             raise CacheError(f"{table}: corrupt cache entry (unexpected header or sidecar)")
         return _summary(meta)
 
-    def detect(self, frame_rgb: np.ndarray, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
-        """Detections of one frame: ``(n, 6)`` x1 y1 x2 y2 conf class and class probabilities ``(n, classes)``."""
-        bgr = np.ascontiguousarray(frame_rgb[..., ::-1])
+    def detect(self, frames_rgb: list[np.ndarray], imgsz: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Detections of several frames in one detector call: per frame ``(n, 6)`` x1 y1 x2 y2 conf class and class
+        probabilities ``(n, classes)``."""
+        bgr = [np.ascontiguousarray(frame[..., ::-1]) for frame in frames_rgb]
         # fp32 is ultralytics' default: `half` is passed only when set (newer versions warn on it every call)
         with _keep_torch_threads():
-            result = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=imgsz,
-                                        classes=list(self.cfg.classes) if self.cfg.classes else None,
-                                        verbose=False, **({"half": True} if self.half else {}))[0]
-        return result.boxes.cpu().numpy().data.reshape(-1, 6), result.class_probs
+            results = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=imgsz,
+                                         classes=list(self.cfg.classes) if self.cfg.classes else None,
+                                         verbose=False, **({"half": True} if self.half else {}))
+        return [(result.boxes.cpu().numpy().data.reshape(-1, 6), result.class_probs) for result in results]
 
-    def frame_objects(self, frame_rgb: np.ndarray, imgsz: int,
-                      proposer: MotionProposer | None) -> tuple[np.ndarray, np.ndarray]:
-        """One frame's objects for the tracker: ``(n, 6)`` x1 y1 x2 y2 conf class and probabilities
-        ``(n, len(class_names))``: detections, motion proposals, or both merged (:func:`.motion.merge_detections`).
-        ``proposer`` must see every frame of the video in order."""
-        if self.uses_detector:
-            rows, probs = self.detect(frame_rgb, imgsz)
-        else:
-            rows, probs = np.zeros((0, 6), np.float32), np.zeros((0, 0), np.float32)
-        if proposer is None:
-            return rows, probs
-        proposals, fractions = proposer.propose(frame_rgb)
-        return merge_detections(rows, probs, proposals, proposer.moving_fraction(rows[:, :4]), fractions,
-                                self.cfg.motion)
-
-    def tracked(self, frame: np.ndarray, tracker: Any, renumber: dict[int, int], imgsz: int,
-                proposer: MotionProposer | None) -> tuple[list[list[float]], int]:
-        """Find the frame's objects and update the tracker: one row per tracked box, ``track_id, x1, y1, x2, y2,
-        confidence, class, prob_0 ...`` rounded as the tracks CSV stores them (2 decimals for boxes, 4 for scores),
-        and the number of objects found. ``renumber`` maps the tracker's ids to 1..N in order of first
-        appearance."""
-        rows, probs = self.frame_objects(frame, imgsz, proposer)
-        classes = len(self.class_names)
-        out = []
-        for x1, y1, x2, y2, raw_id, score, cls, index in tracker.update(_Boxes()(rows, frame.shape[:2]), frame):
-            track_id = renumber.setdefault(int(raw_id), len(renumber) + 1)
-            prob = probs[int(index)] if len(probs) > int(index) else np.zeros(classes)
-            out.append([track_id] + [round(float(v), 2) for v in (x1, y1, x2, y2)] + [round(float(score), 4),
-                       int(cls)] + [round(float(p), 4) for p in prob])
-        return out, len(rows)
-
-    def _track_frame(self, frame: np.ndarray, frame_index: int, tracker: Any, renumber: dict[int, int],
-                     lengths: dict[int, int], out: Any, imgsz: int, proposer: MotionProposer | None) -> int:
-        """Track one frame and write its CSV rows; returns the number of objects found. ``lengths`` counts boxes
-        per id."""
-        rows, found = self.tracked(frame, tracker, renumber, imgsz, proposer)
-        for track_id, x1, y1, x2, y2, score, cls, *prob in rows:
-            lengths[track_id] = lengths.get(track_id, 0) + 1
-            out.writerow([frame_index, track_id, f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}", f"{y2:.2f}", f"{score:.4f}",
-                          int(cls)] + [f"{p:.4f}" for p in prob])
-        return found
+    def batch_frames(self) -> int:
+        """Frames per detector call: ``TrackConfig.batch``, else 16 on a GPU and 1 on the CPU (where a batch is
+        no faster per frame and a live stream waits for it)."""
+        if self.cfg.batch is not None:
+            return self.cfg.batch
+        return 16 if self.uses_detector and _cuda_available() else 1
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
-        from ultralytics.trackers.byte_tracker import BYTETracker
-
         started = time.perf_counter()
         reader = open_video(video.path, self.cfg.decoder)
         info = reader.info
-        tracker_config = _tracker_config()
-        tracker = BYTETracker(tracker_config)  # a fresh tracker per video
-        proposer = MotionProposer(self.cfg.motion) if self.uses_motion else None  # likewise a fresh background
-        if proposer is not None:
-            proposer.warm_up(first_frames(video.path, self.cfg.motion.warmup, self.cfg.decoder))
-        imgsz = self.cfg.imgsz or auto_imgsz(info.width, info.height)
-        renumber: dict[int, int] = {}
+        tracker = OnlineTracker(self, batch=self.batch_frames())  # a fresh tracker and background per video
+        tracker.imgsz = self.cfg.imgsz or auto_imgsz(info.width, info.height)
         lengths: dict[int, int] = {}
-        classes = len(self.class_names)
         table, sidecar = self.outputs(video, folder)
-        detections = 0
+
+        def write(tracked: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+            for frame_index, _, rows in tracked:
+                for track_id, x1, y1, x2, y2, score, cls, *prob in rows:
+                    lengths[int(track_id)] = lengths.get(int(track_id), 0) + 1
+                    out.writerow([frame_index, int(track_id), f"{x1:.2f}", f"{y1:.2f}", f"{x2:.2f}", f"{y2:.2f}",
+                                  f"{score:.4f}", int(cls)] + [f"{p:.4f}" for p in prob])
+
         try:
             with atomic_path(table) as tmp, open(tmp, "w", newline="") as handle:
                 out = csv.writer(handle)
                 out.writerow(["frame", "track_id", "x1", "y1", "x2", "y2", "confidence", "class"]
-                             + [f"prob_{k}" for k in range(classes)])
+                             + [f"prob_{k}" for k in range(len(self.class_names))])
                 frame_index = 0
                 bar = tqdm(total=info.frames, desc=video.path.name[-30:], unit="frame", leave=False,
                            disable=not self.cfg.progress, dynamic_ncols=True)
@@ -236,25 +204,23 @@ class TrackStage(Stage):
                 with bar, contextlib.closing(chunks):
                     for chunk in chunks:
                         for frame in chunk:
-                            if frame_index % self.cfg.frame_stride == 0:
-                                detections += self._track_frame(frame, frame_index, tracker, renumber, lengths, out,
-                                                                imgsz, proposer)
-                            elif proposer is not None:
-                                proposer.propose(frame)  # the background model learns from every frame
+                            write(tracker.push(frame_index, frame))
                             frame_index += 1
                         bar.update(len(chunk))
+                    write(tracker.flush())
         finally:
             reader.close()
         meta = {
             "schema": TRACKS_SCHEMA, "video": str(video.path), "video_id": video.video_id,
             "video_sha256": video.sha256, "objects": self.cfg.objects,
             "detector": str(self.detector_path) if self.detector_path else None, "detector_sha256": self.detector_sha256,
-            "class_names": self.class_names, "conf": self.cfg.conf, "imgsz": imgsz if self.uses_detector else None,
+            "class_names": self.class_names, "conf": self.cfg.conf,
+            "imgsz": tracker.imgsz if self.uses_detector else None,
             "motion": dataclasses.asdict(self.cfg.motion) if self.uses_motion else None,
             "classes": list(self.cfg.classes) if self.cfg.classes else None, "frame_stride": self.cfg.frame_stride,
-            "tracker": {"config": TRACKER, **dict(vars(tracker_config))},
+            "tracker": {"config": TRACKER, **dict(vars(tracker.tracker_config))},
             "frames": info.frames, "fps": info.fps, "width": info.width, "height": info.height,
-            "decoder": info.decoder, "detections": detections, "tracks": len(lengths),
+            "decoder": info.decoder, "detections": tracker.detections, "tracks": len(lengths),
             "mean_track_length": float(np.mean(list(lengths.values()))) if lengths else 0.0,
             "seconds": round(time.perf_counter() - started, 3),
         }
@@ -263,51 +229,86 @@ class TrackStage(Stage):
 
 
 class OnlineTracker:
-    """The tracks stage on a live stream: frames pushed one by one, in order, come out tracked exactly as the stage
-    tracks a file (the same detector calls, tracker updates and rounding). With motion objects the first ``warmup``
-    frames are held back to seed the background model with their median, as the stage seeds it from a file's first
-    frames, then released in order; so a file watched live gets the stage's tracks."""
+    """The tracks stage's per-frame loop, for a file (:meth:`TrackStage.run`) or a live stream: frames pushed one by
+    one, in order, come out tracked, each once.
 
-    def __init__(self, stage: TrackStage):
+    Detection runs on ``batch`` frames at a time (every ``frame_stride``-th frame; one detector call), then the
+    background model and the tracker see the frames one by one in order, so a batch changes only how the detector
+    is called. With motion objects the first ``warmup`` frames are held back to seed the background model with their
+    per-pixel median before any frame is tracked (one decode of the video). Live use keeps ``batch`` 1: a frame then
+    comes out as soon as it is tracked (after the warm-up)."""
+
+    def __init__(self, stage: TrackStage, batch: int = 1):
         from ultralytics.trackers.byte_tracker import BYTETracker
 
         stage.prepare()
         self.stage = stage
-        self.tracker = BYTETracker(_tracker_config())
+        self.batch = max(1, batch)
+        self.tracker_config = _tracker_config()
+        self.tracker = BYTETracker(self.tracker_config)
         self.proposer = MotionProposer(stage.cfg.motion) if stage.uses_motion else None
         self.imgsz = stage.cfg.imgsz  # None: follows the first frame's size
-        self.renumber: dict[int, int] = {}
-        self.held: list[tuple[int, np.ndarray]] | None = [] if self.proposer and stage.cfg.motion.warmup else None
+        self.renumber: dict[int, int] = {}  # the tracker's ids -> 1..N in order of first appearance
+        self.detections = 0  # objects found (detections and motion proposals) over the frames tracked so far
+        self.pending: list[tuple[int, np.ndarray]] = []
+        self.warming = bool(self.proposer and stage.cfg.motion.warmup)
 
     def push(self, index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """Frame ``index`` in; out: ``(index, frame, rows)`` of every frame tracked now (``rows`` as
-        :meth:`TrackStage.tracked`, ``(n, 7 + classes)``), in order."""
-        if self.held is not None:
-            self.held.append((index, frame))
-            return self._release() if len(self.held) >= self.stage.cfg.motion.warmup else []
-        return [self._track(index, frame)]
-
-    def flush(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """The stream ended: what is still held back (a stream shorter than the warm-up)."""
-        return self._release() if self.held else []
-
-    def _release(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        held, self.held = self.held or [], None
-        assert self.proposer is not None
-        self.proposer.warm_up([frame for _, frame in held])
-        return [self._track(index, frame) for index, frame in held]
-
-    def _track(self, index: int, frame: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        classes = len(self.stage.class_names)
+        """Frame ``index`` in; out: ``(index, frame, rows)`` of every frame tracked now, in order; ``rows``
+        ``(n, 7 + classes)``: ``track_id, x1, y1, x2, y2, confidence, class, prob_0 ...`` rounded as the tracks CSV
+        stores them (2 decimals for boxes, 4 for scores)."""
         if self.imgsz is None:
             self.imgsz = auto_imgsz(frame.shape[1], frame.shape[0])
-        if index % self.stage.cfg.frame_stride == 0:
-            rows, _ = self.stage.tracked(frame, self.tracker, self.renumber, self.imgsz, self.proposer)
-        else:
-            rows = []
+        self.pending.append((index, frame))
+        if self.warming:
+            if len(self.pending) < self.stage.cfg.motion.warmup:
+                return []
+            self._warm_up()
+        stride = self.stage.cfg.frame_stride
+        if sum(i % stride == 0 for i, _ in self.pending) < self.batch:
+            return []
+        return self._track_pending()
+
+    def flush(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """The stream ended: track what is still pending (a part batch; a stream shorter than the warm-up)."""
+        if self.warming and self.pending:
+            self._warm_up()
+        return self._track_pending()
+
+    def _warm_up(self) -> None:
+        assert self.proposer is not None
+        self.proposer.warm_up([frame for _, frame in self.pending])
+        self.warming = False
+
+    def _track_pending(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        pending, self.pending = self.pending, []
+        stride = self.stage.cfg.frame_stride
+        detected = [frame for index, frame in pending if index % stride == 0] if self.stage.uses_detector else []
+        found = iter([found for start in range(0, len(detected), self.batch)
+                      for found in self.stage.detect(detected[start : start + self.batch], self.imgsz)])
+        return [self._track(index, frame, next(found, None) if index % stride == 0 else None)
+                for index, frame in pending]
+
+    def _track(self, index: int, frame: np.ndarray,
+               detections: tuple[np.ndarray, np.ndarray] | None) -> tuple[int, np.ndarray, np.ndarray]:
+        classes = len(self.stage.class_names)
+        if index % self.stage.cfg.frame_stride:
             if self.proposer is not None:
                 self.proposer.propose(frame)  # the background model learns from every frame
-        return index, frame, np.array(rows, np.float64).reshape(-1, 7 + classes)
+            return index, frame, np.zeros((0, 7 + classes))
+        rows, probs = detections if detections is not None else (np.zeros((0, 6), np.float32), np.zeros((0, 0), np.float32))
+        if self.proposer is not None:
+            proposals, fractions = self.proposer.propose(frame)
+            rows, probs = merge_detections(rows, probs, proposals, self.proposer.moving_fraction(rows[:, :4]),
+                                           fractions, self.stage.cfg.motion)
+        self.detections += len(rows)
+        out = []
+        for x1, y1, x2, y2, raw_id, score, cls, position in self.tracker.update(_Boxes()(rows, frame.shape[:2]), frame):
+            track_id = self.renumber.setdefault(int(raw_id), len(self.renumber) + 1)
+            prob = probs[int(position)] if len(probs) > int(position) else np.zeros(classes)
+            out.append([track_id] + [round(float(v), 2) for v in (x1, y1, x2, y2)] + [round(float(score), 4),
+                       int(cls)] + [round(float(p), 4) for p in prob])
+        return index, frame, np.array(out, np.float64).reshape(-1, 7 + classes)
 
 
 @functools.lru_cache(maxsize=1)

@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "sees what the detector's classes miss), or both merged")
     extract.add_argument("--classes", default=None, help="tracks: comma-separated class ids to keep")
     extract.add_argument("--frame-stride", type=int, default=1, help="tracks: detect every N-th frame")
+    extract.add_argument("--track-batch", type=int, default=None,
+                         help="tracks: frames per detector call (default 16 on a GPU, 1 on the CPU; the tracks are "
+                              "the same)")
     extract.add_argument("--force", action="store_true", help="recompute even what is cached")
     _executor_options(extract)
     _common(extract)
@@ -320,7 +323,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     except ValueError:
         raise UserError(f"--classes {args.classes}: expected comma-separated integers") from None
     tracks = TrackConfig(objects=args.objects, detector=args.detector, conf=args.conf, imgsz=args.imgsz, classes=classes,
-                         frame_stride=args.frame_stride, decoder=args.decoder, progress=not args.quiet)
+                         frame_stride=args.frame_stride, batch=args.track_batch, decoder=args.decoder,
+                         progress=not args.quiet)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force, stages=stages,
                              tracks=tracks, executor=_executor(args))

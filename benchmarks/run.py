@@ -55,8 +55,8 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "real-clips" / "bikes.mp4"
-GROUPS = ("decode", "extract", "tracks", "score", "report", "scale", "ray")
-QUICK_GROUPS = ("decode", "extract", "tracks", "score", "report", "scale")
+GROUPS = ("decode", "extract", "parallel", "tracks", "score", "report", "scale", "ray")
+QUICK_GROUPS = ("decode", "extract", "parallel", "tracks", "score", "report", "scale")
 SCHEMA = "vad-pipeline/benchmark/1"
 
 
@@ -156,7 +156,8 @@ def row_decode(video: str, decoder: str, gpu: bool = False, repeats: int = 7) ->
     return {"frames": frames, "seconds": best}
 
 
-def _feature_stage(tmp: Path, batch: int, precision: str = "auto", eager: bool = False) -> Any:
+def _feature_stage(tmp: Path, batch: int | None, precision: str = "auto", eager: bool = False, device: str = "auto",
+                   decoders: int | None = None) -> Any:
     """A prepared, warmed-up features stage; ``eager``: the plain forward (contiguous fp32, batch norms unfolded),
     as it was before the CPU speed-up."""
     import numpy as np
@@ -164,11 +165,12 @@ def _feature_stage(tmp: Path, batch: int, precision: str = "auto", eager: bool =
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
     from vad_pipeline.workspace import Workspace
 
-    stage = FeatureStage(ExtractConfig(batch_size=batch, precision=precision, progress=False), Workspace(tmp))
+    stage = FeatureStage(ExtractConfig(batch_size=batch, precision=precision, device=device, decoders=decoders,
+                                       progress=False), Workspace(tmp))
     if eager:
         stage.fast_forward = False
     stage.prepare()
-    stage.forward(np.zeros((batch, 1, 16, 224, 224, 3), np.uint8))  # warm-up at the real batch shape
+    stage.forward(np.zeros((stage.batch_size, 1, 16, 224, 224, 3), np.uint8))  # warm-up at the real batch shape
     return stage
 
 
@@ -195,7 +197,8 @@ class Best:
         return {"rows": list(self.rows.values())}
 
 
-def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4) -> dict[str, Any]:
+def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int | None = None,
+                device: str = "auto") -> dict[str, Any]:
     """scale/1x, 4x, 16x (the stage end to end, after one warm-up video), then extract/pipeline (= the 16x clip)
     and extract/bare-forward alternated ``repeats`` times, best pass of each; extract/eager-fp32-forward (the
     forward as it was before the CPU speed-up, its reference) and, on the CPU,
@@ -208,9 +211,10 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4
     best = Best()
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Workspace(Path(tmp))
-        stage = _feature_stage(Path(tmp), batch)
+        stage = _feature_stage(Path(tmp), batch, device=device)
         stage.run(workspace.video_ref(Path(warmup)), Path(tmp) / "warm")
-        note = f"batch {batch}, {torch.get_num_threads()} threads, {stage.device}"
+        note = (f"batch {stage.batch_size}, {torch.get_num_threads()} threads, {stage.device} ({stage.precision}), "
+                f"resize and crop on the {'device' if stage.preprocess == 'device' else 'CPU'}")
 
         def pipeline(video: str, name: str) -> None:
             ref = workspace.video_ref(Path(video))
@@ -229,8 +233,8 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4
                 model.forward(clip)
             return 16 * sum(len(clip) for clip in batches)
 
-        eager = _feature_stage(Path(tmp), batch, precision="fp32", eager=True)
-        bf16 = _feature_stage(Path(tmp), batch, precision="bf16") if stage.device.type == "cpu" else None
+        eager = _feature_stage(Path(tmp), batch, precision="fp32", eager=True, device=device)
+        bf16 = _feature_stage(Path(tmp), batch, precision="bf16", device=device) if stage.device.type == "cpu" else None
         for attempt in range(repeats):
             if attempt:  # the first pipeline pass is the scale/16x one
                 pipeline(clips["16"], "extract/pipeline")
@@ -244,6 +248,61 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int = 4
                 ref = workspace.video_ref(Path(clips["16"]))
                 best.measure("extract/pipeline-bf16", lambda: 16 * bf16.run(ref, Path(tmp) / f"bf16-{attempt}")["T"],
                              note=f"{note}, --precision bf16")
+    return best.result()
+
+
+def row_parallel(videos: list[str], device: str = "auto", decoders: int | None = None) -> dict[str, Any]:
+    """decode/parallel: the decode ceiling, ``decoders`` videos decoded at once by the pipeline's reader in as many
+    threads, no model; extract/pipeline-videos: the features stage on the same videos with ``--decoders`` that many
+    (the next videos read ahead while one computes), after a warm-up video."""
+    import threading
+
+    from vad_pipeline.decode import open_video
+    from vad_pipeline.stage import run_stage
+    from vad_pipeline.workspace import Workspace
+
+    best = Best()
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = _feature_stage(Path(tmp), None, device=device, decoders=decoders)
+        want_gpu = stage.device.type == "cuda"
+        count = stage.decoders
+        chosen = videos[: max(count, 2)]
+
+        def decode_all() -> int:
+            frames = [0] * count
+
+            def decode(index: int) -> None:
+                reader = open_video(Path(chosen[index % len(chosen)]), "auto", want_gpu=want_gpu)
+                frames[index] = sum(len(chunk) for chunk in reader.iter_chunks(16 * stage.batch_size))
+                reader.close()
+
+            threads = [threading.Thread(target=decode, args=(i,)) for i in range(count)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return sum(frames)
+
+        workspace = Workspace(Path(tmp) / "work")
+        stage.run(workspace.video_ref(Path(videos[-1])), Path(tmp) / "warm")
+        run = 0
+
+        def extract_all() -> int:
+            nonlocal run
+            run += 1
+            summary = run_stage(Workspace(Path(tmp) / f"work{run}"), stage, [Path(v) for v in chosen],
+                                progress=False)
+            assert not summary.failed, summary.failed
+            return sum(16 * json.loads(p.read_text())["T"] for p in summary.folder.glob("*.json")
+                       if p.name != "config.json")
+
+        for _ in range(2):
+            best.measure("decode/parallel", decode_all,
+                         note=f"{count} video(s) at once, one thread each, the pipeline's reader, no model")
+            best.measure("extract/pipeline-videos", extract_all,
+                         note=f"{len(chosen)} videos, --decoders {count}, batch {stage.batch_size}, {stage.device} "
+                              f"({stage.precision}), resize and crop on the "
+                              f"{'device' if stage.preprocess == 'device' else 'CPU'}")
     return best.result()
 
 
@@ -304,7 +363,7 @@ def row_tracks(video: str, imgsz: int, conf: float, repeats: int) -> dict[str, A
     return best.result()
 
 
-def row_score(features: str, labels: str, workdir: str, method: str, epochs: int) -> dict[str, Any]:
+def row_score(features: str, labels: str, workdir: str, method: str, epochs: int, device: str = "auto") -> dict[str, Any]:
     import csv
     import math
 
@@ -315,7 +374,7 @@ def row_score(features: str, labels: str, workdir: str, method: str, epochs: int
     started = time.perf_counter()
     summary = score_videos(Workspace(Path(workdir)), ScoreConfig(method=method, features=Path(features),
                                                                  labels=Path(labels), epochs=epochs, force=True,
-                                                                 progress=False))
+                                                                 device=device, progress=False))
     seconds = time.perf_counter() - started
     train = json.loads((summary.folder / "train.json").read_text())
     schedule = train["config"]["schedule"]
@@ -331,18 +390,20 @@ def row_score(features: str, labels: str, workdir: str, method: str, epochs: int
     return {"seconds": seconds, "rate": bags / train["seconds"], "rate_unit": "train bags/s",
             "rate2": snippets / score_seconds, "rate2_unit": "scored snippets/s",
             "note": f"{steps} steps x {2 * schedule['batch_size']} bags of 32 segments in {train['seconds']:.1f} s; "
-                    f"{summary.scored} videos scored"}
+                    f"{summary.scored} videos scored; on {train.get('device') or device}"}
 
 
-def row_ssmtl(size: int, batch: int, steps: int) -> dict[str, Any]:
+def row_ssmtl(size: int, batch: int, steps: int, device: str = "auto") -> dict[str, Any]:
     import ssmtl_bench
 
+    from vad_pipeline.devices import resolve_device
+
     begin_timed_part()  # the phase warms up with one step of each kind inside the timed part
-    result = ssmtl_bench.phase("shallow-narrow", size, batch, steps)
+    result = ssmtl_bench.phase("shallow-narrow", size, batch, steps, device=str(resolve_device(device)))
     return {"seconds": batch * steps / result["train_objects_per_s"] + batch * steps / result["infer_objects_per_s"],
             "rate": result["train_objects_per_s"], "rate_unit": "train objects/s",
             "rate2": result["infer_objects_per_s"], "rate2_unit": "inference objects/s",
-            "note": f"shallow-narrow, {size} px crops, batch {batch}, all four tasks"}
+            "note": f"shallow-narrow, {size} px crops, batch {batch}, all four tasks, {resolve_device(device)}"}
 
 
 def row_report(workdir: str, gt: str) -> dict[str, Any]:
@@ -396,8 +457,8 @@ def row_ray(videos: list[str], mode: str, workdir: str) -> dict[str, Any]:
 
 
 ROWS: dict[str, Callable[..., dict[str, Any]]] = {
-    "decode": row_decode, "extract": row_extract, "tracks": row_tracks, "score": row_score, "ssmtl": row_ssmtl,
-    "report": row_report, "ray": row_ray,
+    "decode": row_decode, "extract": row_extract, "parallel": row_parallel, "tracks": row_tracks, "score": row_score,
+    "ssmtl": row_ssmtl, "report": row_report, "ray": row_ray,
 }
 
 
@@ -509,6 +570,12 @@ def main() -> None:
                         help=f"input video (default {DEFAULT_VIDEO.name} from ../shared, else a generated one)")
     parser.add_argument("--only", default=None, help=f"comma-separated groups of {', '.join(GROUPS)}")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "run")
+    parser.add_argument("--device", default="auto",
+                        help="where the extract, parallel, score and SSMTL rows run: auto (CUDA when available), cpu, "
+                             "cuda[:N]; tracks follow ultralytics' choice (the GPU when there is one)")
+    parser.add_argument("--decoders", type=int, default=None,
+                        help="parallel rows: videos decoded at once (default: extract's, 4 on a GPU, 1 on the CPU; "
+                             "at least 2 videos are extracted)")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -550,7 +617,10 @@ def main() -> None:
     repeats = 1 if args.quick else 2
     if "scale" in groups or "extract" in groups:
         rows += run_rows("extract", "extract", clips={str(k): str(v) for k, v in clips.items()},
-                         warmup=str(clips[4]), repeats=repeats)
+                         warmup=str(clips[4]), repeats=repeats, device=args.device)
+    if "parallel" in groups:
+        copies = [str(write_clip(source, inputs / f"parallel_{i}.mp4", base * 16, marker=i + 1)) for i in range(8)]
+        rows += run_rows("parallel", "parallel", videos=copies, device=args.device, decoders=args.decoders)
     if "tracks" in groups:
         # the source's own frames (the looped clips repeat 16 frames, too few people in them); quick: its first 64
         track_clip = write_clip(source, inputs / "clip_tracks.mp4", 64) if args.quick else source
@@ -563,10 +633,10 @@ def main() -> None:
         methods = ("mil",) if args.quick else ("mil", "align", "ddl", "xel")
         for method in methods:
             rows.append(run_row(f"score/{method}", "score", features=str(features), labels=str(labels),
-                                workdir=str(score_work), method=method, epochs=3))
+                                workdir=str(score_work), method=method, epochs=3, device=args.device))
         if "score" in groups:
             rows.append(run_row("score/ssmtl", "ssmtl", size=32 if args.quick else 64, batch=32 if args.quick else 64,
-                                steps=2 if args.quick else 3))
+                                steps=2 if args.quick else 3, device=args.device))
         if "report" in groups:
             rows.append(run_row("report", "report", workdir=str(score_work), gt=str(gt)))
     scaling = [{"length": k, "frames": row["frames"], "seconds": row["seconds"], "fps": row["fps"],
@@ -583,6 +653,10 @@ def main() -> None:
     ratios = {
         "decode pipeline / cv2.VideoCapture": _ratio(by_name, "decode/pipeline", "decode/cv2-bare"),
         "extract pipeline / bare forward": _ratio(by_name, "extract/pipeline", "extract/bare-forward"),
+        "extract pipeline (videos decoded at once) / min(bare forward, decode ceiling)": _ratio(
+            by_name, "extract/pipeline-videos", min(("extract/bare-forward", "decode/parallel"),
+                                                    key=lambda n: by_name[n]["fps"]))
+        if all(by_name.get(n, {}).get("fps") for n in ("extract/bare-forward", "decode/parallel")) else None,
         "extract pipeline / eager fp32 forward (before the speed-up)": _ratio(by_name, "extract/pipeline",
                                                                                "extract/eager-fp32-forward"),
         "extract pipeline bf16 / eager fp32 forward": _ratio(by_name, "extract/pipeline-bf16",

@@ -17,18 +17,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def phase(variant: str, size: int, batch: int, steps: int) -> dict:
+def phase(variant: str, size: int, batch: int, steps: int, device: str = "cpu") -> dict:
     import torch
 
     from vad_pipeline.models.ssmtl.network import SSMTLNet
     from vad_pipeline.models.ssmtl.tasks import TASKS, task_scores, training_loss
 
     torch.manual_seed(0)
-    net = SSMTLNet(variant, 3, teacher_classes=2, teacher_features=512)
+    where = torch.device(device)
+    net = SSMTLNet(variant, 3, teacher_classes=2, teacher_features=512).to(where)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    windows = torch.rand(batch, 3, 13, size, size)
-    probs, teacher = torch.rand(batch, 2), torch.nn.functional.normalize(torch.rand(batch, 512), dim=1)
+    windows = torch.rand(batch, 3, 13, size, size, device=where)
+    probs = torch.rand(batch, 2, device=where)
+    teacher = torch.nn.functional.normalize(torch.rand(batch, 512, device=where), dim=1)
     generator = torch.Generator().manual_seed(0)
+
+    def synchronised() -> float:
+        if where.type == "cuda":
+            torch.cuda.synchronize(where)
+        return time.perf_counter()
 
     def train_step() -> None:
         loss, _ = training_loss(net, windows, probs, teacher, TASKS, 3, 2, generator)
@@ -37,17 +44,17 @@ def phase(variant: str, size: int, batch: int, steps: int) -> dict:
         optimizer.step()
 
     train_step()  # warm-up
-    started = time.perf_counter()
+    started = synchronised()
     for _ in range(steps):
         train_step()
-    train_rate = batch * steps / (time.perf_counter() - started)
+    train_rate = batch * steps / (synchronised() - started)
     net.eval()
     task_scores(net, windows, probs, teacher, TASKS, 3)
-    started = time.perf_counter()
+    started = synchronised()
     for _ in range(steps):
         task_scores(net, windows, probs, teacher, TASKS, 3)
-    infer_rate = batch * steps / (time.perf_counter() - started)
-    return {"variant": variant, "crop": size, "batch": batch, "train_objects_per_s": train_rate,
+    infer_rate = batch * steps / (synchronised() - started)
+    return {"variant": variant, "crop": size, "batch": batch, "device": device, "train_objects_per_s": train_rate,
             "infer_objects_per_s": infer_rate, "threads": torch.get_num_threads(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from vad_pipeline.atomic import atomic_path, save_json_atomic
 from vad_pipeline.decode import open_video
+from vad_pipeline.devices import resolve_device
 from vad_pipeline.errors import CacheError, UserError
 from vad_pipeline.prefetch import prefetched
 from vad_pipeline.stage import Stage
@@ -68,6 +69,7 @@ class TrackConfig:
     decoder: str = "auto"
     motion: MotionConfig = MotionConfig()
     batch: int | None = None  # frames per detector call (None: 16 on a GPU, 1 on the CPU); the tracks do not change
+    device: str = "auto"  # where the detector runs: auto (CUDA when available), cpu, cuda or cuda:N
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -103,7 +105,8 @@ class TrackStage(Stage):
         self.detector_sha256 = workspace.manifest.sha256_of(self.detector_path) if self.detector_path else None
         self.model: Any = None
         self.class_names: dict[int, str] = {}
-        self.half = self.uses_detector and _cuda_available()  # ultralytics picks the GPU by itself when there is one
+        self.device = resolve_device(config.device)
+        self.half = self.uses_detector and self.device.type == "cuda"  # fp16 detection on a GPU
 
     def config(self) -> dict[str, Any]:
         precision = {"precision": "fp16"} if self.half else {}  # fp32 adds no key: older caches stay valid
@@ -124,7 +127,8 @@ class TrackStage(Stage):
         return f"{self.detector_path.stem if self.detector_path else ''}{name}-{digest}"
 
     def on_worker(self) -> None:
-        if self.half and not _cuda_available():
+        self.device = resolve_device(self.cfg.device)
+        if self.half and self.device.type != "cuda":
             raise UserError("tracks: the driver chose fp16 detection but this worker has no GPU; give every worker a "
                             "GPU or run the driver without one")
 
@@ -166,7 +170,8 @@ class TrackStage(Stage):
         with _keep_torch_threads():
             results = self.model.predict(bgr, predictor=probability_predictor(), conf=self.cfg.conf, imgsz=imgsz,
                                          classes=list(self.cfg.classes) if self.cfg.classes else None,
-                                         verbose=False, **({"half": True} if self.half else {}))
+                                         device=str(self.device), verbose=False,
+                                         **({"half": True} if self.half else {}))
         return [(result.boxes.cpu().numpy().data.reshape(-1, 6), result.class_probs) for result in results]
 
     def batch_frames(self) -> int:
@@ -174,7 +179,7 @@ class TrackStage(Stage):
         no faster per frame and a live stream waits for it)."""
         if self.cfg.batch is not None:
             return self.cfg.batch
-        return 16 if self.uses_detector and _cuda_available() else 1
+        return 16 if self.uses_detector and self.device.type == "cuda" else 1
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         started = time.perf_counter()
@@ -331,12 +336,6 @@ def _keep_torch_threads() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _summary(meta: dict[str, Any]) -> dict[str, Any]:

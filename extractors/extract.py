@@ -5,10 +5,14 @@ rate, so snippet ``t`` covers frames ``[16 t, 16 t + 16)``. A trailing partial s
 dropped by default, as in the public feature sets (``T = floor(frames / 16)``); with ``tail="pad"`` it is kept,
 padded by repeating its last frame (``T = ceil(frames / 16)``). Videos shorter than one snippet need ``pad``.
 
-Decoding and preprocessing run in a background thread, ``prefetch_batches`` batches ahead of the model, which
-runs batched under ``torch.inference_mode`` (half precision and pinned-memory uint8 transfers on CUDA); the
-features are written straight into a memory-mapped temporary ``.npy`` that is renamed into place when complete,
-so memory stays flat however long the video is.
+Decoding runs in a background thread per video, ``prefetch_batches`` batches ahead of the model; with
+``decoders`` > 1 (a GPU's default: 4) the next videos are decoded ahead while the current one computes. Resize and
+crops run in that thread with OpenCV (``preprocess`` ``host``, the CPU's default) or on the model's device
+(``device``, a GPU's default: raw uint8 frames travel through pinned memory, asynchronously). The model runs
+batched (``batch_size`` snippets: 32 on a GPU, 4 on the CPU) under ``torch.inference_mode`` (half precision on
+CUDA), and on CUDA each batch's features come back asynchronously while the next batch computes. Features are
+written straight into a memory-mapped temporary ``.npy`` that is renamed into place when complete, so memory stays
+flat however long the video is.
 
 Sidecar (``<video_id>.json``) schema ``vad-pipeline/features/1``: ``video``, ``video_id``, ``video_sha256``,
 ``backbone``, ``feature_dim``, ``feature_layer``, ``shape`` ([T, crops, D]), ``T``, ``crops``, ``crop_names``,
@@ -26,7 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,12 +40,12 @@ from vad_pipeline.atomic import atomic_path, save_json_atomic
 from vad_pipeline.decode import FrameReader, open_video
 from vad_pipeline.devices import autocast, resolve_device, resolve_precision
 from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
-from vad_pipeline.prefetch import prefetched
+from vad_pipeline.prefetch import Prefetcher
 from vad_pipeline.stage import RunSummary, Stage
 from vad_pipeline.workspace import VideoRef, Workspace
 
 from .backbones import SnippetBackbone, backbone_spec, fold_batch_norms, load_backbone
-from .preprocess import CROP_MODES, CROP_NAMES, resize_frames, snippet_crops
+from .preprocess import CROP_MODES, CROP_NAMES, device_snippet_crops, resize_frames, snippet_crops
 from .weights import WeightsChoice, resolve_weights
 
 if TYPE_CHECKING:
@@ -54,6 +58,8 @@ FEATURE_SCHEMA = "vad-pipeline/features/1"
 EXTRACTION_VERSION = 1  # bump when a change alters feature values, so old caches are not reused
 TAIL_MODES = ("drop", "pad")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PREPROCESS_MODES = ("auto", "host", "device")
+RAW_BATCH_BYTES = 256 * 2**20  # at most this much of raw frames per transfer to the device (HD video: fewer snippets)
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,13 @@ class ExtractConfig:
     snippet_frames: int = 16
     short_side: int = 256
     crop_size: int = 224
-    batch_size: int = 4  # snippets per forward pass (each with all its crops)
+    batch_size: int | None = None  # snippets per forward pass (each with all its crops); None: 32 on a GPU, 4 on the CPU
     device: str = "auto"
     decoder: str = "auto"
+    # where resize and crops run: "host" (OpenCV, in the decode thread), "device" (the model's device: raw uint8
+    # frames travel) or "auto" (device on a GPU, host on the CPU)
+    preprocess: str = "auto"
+    decoders: int | None = None  # videos decoded at once (the next ones read ahead); None: 4 on a GPU, 1 on the CPU
     prefetch_batches: int = 2
     threads: int | None = None  # torch intra-op threads (None: torch's default, one per physical core)
     # "auto" = fp16 on CUDA, fp32 on CPU; "fp32"; "bf16" (autocast: CPUs with bf16 support, GPUs); "fp16" (CUDA)
@@ -81,8 +91,12 @@ class ExtractConfig:
             raise UserError(f"--crops {self.crops}: choose one of {', '.join(CROP_MODES)}")
         if self.tail not in TAIL_MODES:
             raise UserError(f"--tail {self.tail}: choose one of {', '.join(TAIL_MODES)}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.decoders is not None and self.decoders < 1:
+            raise UserError(f"--decoders {self.decoders}: must be at least 1")
+        if self.preprocess not in PREPROCESS_MODES:
+            raise UserError(f"--preprocess {self.preprocess}: choose one of {', '.join(PREPROCESS_MODES)}")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
         if self.threads is not None and self.threads < 1:
@@ -103,6 +117,11 @@ class FeatureStage(Stage):
         )
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
+        on_gpu = self.device.type == "cuda"
+        self.batch_size = config.batch_size or (32 if on_gpu else 4)
+        self.preprocess = config.preprocess if config.preprocess != "auto" else ("device" if on_gpu else "host")
+        self.decoders = config.decoders or (4 if on_gpu else 1)
+        self._reading: dict[str, Any] = {}  # video id -> its snippet stream, started ahead (``upcoming``)
         # The forward at its real speed: batch norms folded into the convolutions and, on the CPU, channels-last
         # 3-D convolutions (oneDNN's fast path): 1.6x the plain contiguous fp32 forward on 2 cores, the same
         # features within 1e-4 relative (tests/test_precision.py). False: that plain forward (the benchmark's
@@ -118,7 +137,9 @@ class FeatureStage(Stage):
         # fp16 / bf16 features differ from fp32 ones in the last bits, so they get their own cache key; fp32 adds
         # no key so that caches made before the option existed stay valid.
         precision = {"precision": self.precision} if self.precision != "fp32" else {}
-        return precision | {
+        # resizing on the device rounds differently from OpenCV (pixels off by one here and there): its own key
+        preprocess = {"preprocess": "device"} if self.preprocess == "device" else {}
+        return precision | preprocess | {
             "extraction_version": EXTRACTION_VERSION,
             "backbone": self.spec.name,
             "feature_layer": self.spec.feature_layer,
@@ -155,9 +176,10 @@ class FeatureStage(Stage):
             # per-channel mean and std on 0..255 pixel values, built once rather than per batch
             self._mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1, 1) * 255.0
             self._std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1, 1) * 255.0
-            log.info("extract: %s on %s (%s, %d thread(s)), %s crop(s), batch %d snippet(s)", self.spec.name,
-                     self.device, self.precision, torch.get_num_threads(), self.cfg.crops,
-                     self.cfg.batch_size)
+            log.info("extract: %s on %s (%s, %d thread(s)), %s crop(s), batch %d snippet(s), resize and crop on "
+                     "the %s, %d video(s) decoded at once", self.spec.name, self.device, self.precision,
+                     torch.get_num_threads(), self.cfg.crops, self.batch_size,
+                     "device" if self.preprocess == "device" else "CPU", self.decoders)
 
     def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
         return [folder / f"{video.video_id}.npy", folder / f"{video.video_id}.json"]
@@ -173,20 +195,46 @@ class FeatureStage(Stage):
             raise CacheError(f"{npy}: corrupt cache entry (sidecar does not match the array)")
         return _summary(meta)
 
+    def upcoming(self, videos: Sequence[VideoRef]) -> None:
+        """Start decoding the next ``decoders - 1`` videos (each in its own thread, ``prefetch_batches`` batches
+        ahead) while the current one computes; stop reading any no longer listed."""
+        ahead = {video.video_id: video for video in list(videos)[: self.decoders - 1]}
+        for video_id in [v for v in self._reading if v not in ahead]:
+            self._reading.pop(video_id).close()
+        for video_id, video in ahead.items():
+            if video_id not in self._reading:
+                self._reading[video_id] = self._snippet_stream(video)
+
+    def _snippet_stream(self, video: VideoRef) -> Any:
+        """``video`` decoding in a background thread: first ``(info, snippet count)``, then the model's inputs as
+        :meth:`snippet_batches` yields them. A video that cannot be opened raises when first read."""
+        try:
+            reader = open_video(video.path, self.cfg.decoder, want_gpu=self.device.type == "cuda")
+        except Exception as exc:
+            return _failing(exc)
+
+        def produce() -> Iterator[Any]:
+            try:
+                info = reader.info
+                full, rest = divmod(info.frames, self.cfg.snippet_frames)
+                count = full + (1 if self.cfg.tail == "pad" and rest else 0)
+                if count == 0:
+                    raise VideoError(f"{video.path}: {info.frames} frames, fewer than one {self.cfg.snippet_frames}-"
+                                     "frame snippet; pass --tail pad to keep it")
+                yield info, count
+                yield from self.snippet_batches(reader, count, raw=self.preprocess == "device")
+            finally:
+                reader.close()
+
+        return Prefetcher(produce, self.cfg.prefetch_batches + 1, name="vad-decode")
+
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         assert self.model is not None, "prepare() must run first"
         started = time.perf_counter()
-        reader = open_video(video.path, self.cfg.decoder, want_gpu=self.device.type == "cuda")
-        try:
-            info = reader.info
+        stream = self._reading.pop(video.video_id, None) or self._snippet_stream(video)
+        with contextlib.closing(stream):
+            info, count = next(stream)
             length = self.cfg.snippet_frames
-            full, rest = divmod(info.frames, length)
-            count = full + (1 if self.cfg.tail == "pad" and rest else 0)
-            if count == 0:
-                raise VideoError(
-                    f"{video.path}: {info.frames} frames, fewer than one {length}-frame snippet; "
-                    "pass --tail pad to keep it"
-                )
             crops = CROP_MODES[self.cfg.crops]
             npy, sidecar = self.outputs(video, folder)
             with atomic_path(npy) as tmp:
@@ -195,19 +243,15 @@ class FeatureStage(Stage):
                 written = 0
                 bar = tqdm(total=count, desc=video.path.name[-30:], unit="snippet", leave=False,
                            disable=not self.cfg.progress, dynamic_ncols=True)
-                batches = prefetched(lambda: self.snippet_batches(reader, count), self.cfg.prefetch_batches,
-                                     name="vad-decode")
-                with bar, contextlib.closing(batches):
-                    for start, clips in batches:
-                        out[start : start + len(clips)] = self.forward(clips)
-                        written = start + len(clips)
-                        bar.update(len(clips))
+                with bar:
+                    for start, features in self.feature_batches(stream, raw=self.preprocess == "device"):
+                        out[start : start + len(features)] = features
+                        written = start + len(features)
+                        bar.update(len(features))
                 if written != count:
                     raise VideoError(f"{video.path}: decoded {written} of {count} snippets; the file is truncated")
                 out.flush()
                 del out
-        finally:
-            reader.close()
         meta = {
             "schema": FEATURE_SCHEMA,
             "video": str(video.path),
@@ -245,12 +289,17 @@ class FeatureStage(Stage):
         return _summary(meta)
 
     # -- internals -------------------------------------------------------------------------------------------
-    def snippet_batches(self, reader: FrameReader, count: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(first snippet index, (b, crops, L, S, S, 3) uint8)`` batches, in order."""
-        length, batch = self.cfg.snippet_frames, self.cfg.batch_size
+    def snippet_batches(self, reader: FrameReader, count: int,
+                        raw: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first snippet index, batch)``, in order: ``(b, crops, L, S, S, 3)`` uint8 crops, or with ``raw``
+        the ``(b, L, H, W, 3)`` uint8 frames themselves (resized and cropped on the device; ``b`` then also kept
+        under ``RAW_BATCH_BYTES``)."""
+        length, batch = self.cfg.snippet_frames, self.batch_size
+        if raw:
+            batch = max(1, min(batch, RAW_BATCH_BYTES // (length * reader.info.height * reader.info.width * 3)))
         index = 0
         for chunk in reader.iter_chunks(length * batch):  # chunks start on snippet boundaries
-            frames = resize_frames(chunk, self.cfg.short_side)
+            frames = chunk if raw else resize_frames(chunk, self.cfg.short_side)
             whole = len(frames) // length
             snippets = list(frames[: whole * length].reshape(whole, length, *frames.shape[1:]))
             rest = frames[whole * length :]
@@ -259,22 +308,94 @@ class FeatureStage(Stage):
                 snippets.append(np.concatenate([rest, padding]))
             snippets = snippets[: count - index]
             if snippets:
-                yield index, np.stack([snippet_crops(s, self.cfg.crop_size, self.cfg.crops) for s in snippets])
+                if raw:
+                    yield index, np.stack(snippets)
+                else:
+                    yield index, np.stack([snippet_crops(s, self.cfg.crop_size, self.cfg.crops) for s in snippets])
                 index += len(snippets)
 
-    def forward(self, clips: np.ndarray) -> np.ndarray:
-        """``(b, crops, L, S, S, 3)`` uint8 -> ``(b, crops, D)`` float32 features."""
-        assert self.model is not None
-        b, crops = clips.shape[:2]
-        x = torch.from_numpy(clips.reshape(b * crops, *clips.shape[2:]))
-        if self.device.type == "cuda":  # uint8 through pinned memory: an asynchronous, 4x smaller copy
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """uint8 host array -> the same on the model's device (through pinned memory on CUDA: an asynchronous copy,
+        4x smaller than float)."""
+        x = torch.from_numpy(array)
+        if self.device.type == "cuda":
             x = x.pin_memory()
+        return x.to(self.device, non_blocking=True)
+
+    def model_inputs(self, batches: Iterable[tuple[int, np.ndarray]],
+                     raw: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+        """``snippet_batches``' batches -> ``(first snippet index, (b crops, 3, L, S, S))`` normalised model inputs on
+        the device; ``raw`` batches are resized and cropped there and gathered into ``batch_size`` snippets."""
+        gathered: list[torch.Tensor] = []
+        first = 0
+        for start, batch in batches:
+            with torch.inference_mode():
+                if not raw:
+                    b, crops = batch.shape[:2]
+                    x = self._to_device(batch.reshape(b * crops, *batch.shape[2:])).permute(0, 4, 1, 2, 3).float()
+                    ready = self._normalised(x)
+                else:
+                    gathered.append(device_snippet_crops(self._to_device(batch), self.cfg.short_side,
+                                                         self.cfg.crop_size, self.cfg.crops))  # (b, crops, 3, L, S, S)
+                    first = start if len(gathered) == 1 else first
+                    if sum(len(g) for g in gathered) < self.batch_size:
+                        continue
+                    ready, gathered = self._normalised(torch.cat(gathered).flatten(0, 1)), []
+            yield (start if not raw else first), ready
+        if gathered:
+            with torch.inference_mode():
+                ready = self._normalised(torch.cat(gathered).flatten(0, 1))
+            yield first, ready
+
+    def _normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel values 0..255 ``(N, 3, L, S, S)`` -> the backbone's normalised input, in its memory format."""
+        return ((x - self._mean) / self._std).contiguous(memory_format=self._memory_format)
+
+    def _launch(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Start the forward of ``(b crops, 3, L, S, S)`` inputs: ``(features (b crops, D) on the host, event)``;
+        on CUDA the copy back is asynchronous (pinned memory) and ``event`` says when it has landed."""
+        assert self.model is not None
         with torch.inference_mode():
-            x = x.to(self.device, non_blocking=True).permute(0, 4, 1, 2, 3).float()  # (N, 3, L, S, S)
-            x = ((x - self._mean) / self._std).contiguous(memory_format=self._memory_format)
             with autocast(self.device, "bf16" if self.precision == "bf16" else "fp32"):
-                features = self.model.features(x.half() if self.precision == "fp16" else x)
-        return features.float().cpu().numpy().reshape(b, crops, -1)
+                features = self.model.features(x.half() if self.precision == "fp16" else x).float()
+            if self.device.type != "cuda":
+                return features, None
+            host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(features, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            return host, event
+
+    def feature_batches(self, batches: Iterable[tuple[int, np.ndarray]],
+                        raw: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """``snippet_batches``' batches (``raw``: frames, not crops) -> ``(first snippet index, (b, crops, D)
+        float32)``, in order. On CUDA a batch's features are handed over once the next batch has been launched, so
+        the copy back never stalls the device."""
+        crops = CROP_MODES[self.cfg.crops]
+        waiting: tuple[int, torch.Tensor, Any] | None = None
+        for start, x in self.model_inputs(batches, raw):
+            features, event = self._launch(x)
+            if waiting is not None:
+                yield _landed(*waiting, crops)
+            waiting = (start, features, event)
+        if waiting is not None:
+            yield _landed(*waiting, crops)
+
+    def forward(self, clips: np.ndarray) -> np.ndarray:
+        """``(b, crops, L, S, S, 3)`` uint8 crops -> ``(b, crops, D)`` float32 features (at once)."""
+        return next(self.feature_batches([(0, clips)]))[1]
+
+
+def _landed(start: int, features: torch.Tensor, event: Any, crops: int) -> tuple[int, np.ndarray]:
+    if event is not None:
+        event.synchronize()
+    return start, features.numpy().reshape(-1, crops, features.shape[-1])
+
+
+def _failing(error: BaseException) -> Iterator[Any]:
+    """A stream that raises ``error`` when first read (a video that could not be opened ahead of its turn)."""
+    raise error
+    yield  # never reached: the yield makes this a generator
 
 
 def install_weights(what: str, source: Path | None = None, force: bool = False) -> Path:

@@ -6,13 +6,20 @@ Crop order (crop index = position in the feature file's second axis):
 - ``five``:   ``[center, top-left, top-right, bottom-left, bottom-right]``
 - ``ten``:    the five above, then the same five mirrored left-right (crop 5 = mirrored center)
 
-Normalisation (float conversion, mean/std) happens on the model's device, so that uint8 travels to it.
+Normalisation (float conversion, mean/std) happens on the model's device, so that uint8 travels to it. On a GPU
+the resize and crops happen there too (``device_snippet_crops``): raw uint8 frames travel, and the CPU only
+decodes.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 CROP_MODES = {"center": 1, "five": 5, "ten": 10}
 CROP_NAMES = {
@@ -59,3 +66,26 @@ def snippet_crops(frames: np.ndarray, size: int, mode: str) -> np.ndarray:
     if mode == "ten":
         crops += [crop[:, :, ::-1] for crop in crops]
     return np.stack(crops)
+
+
+def device_snippet_crops(frames: "torch.Tensor", short_side: int, size: int, mode: str) -> "torch.Tensor":
+    """The same preprocessing on the frames' own device (a GPU): ``(N, L, H, W, 3)`` uint8 frames of ``N``
+    snippets -> ``(N, crops, 3, L, size, size)`` float32 pixel values 0..255, shorter side resized to
+    ``short_side`` (bilinear without antialiasing, as OpenCV's INTER_LINEAR, rounded to whole values as the uint8
+    path stores them) and cropped in the documented order."""
+    import torch
+    import torch.nn.functional as F
+
+    if mode not in CROP_MODES:
+        raise ValueError(f"unknown crop mode {mode!r}; choose one of {', '.join(CROP_MODES)}")
+    count, length, height, width, _ = frames.shape
+    x = frames.reshape(count * length, height, width, 3).permute(0, 3, 1, 2).float()  # (N L, 3, H, W)
+    new_h, new_w = resized_shape(height, width, short_side)
+    if (new_h, new_w) != (height, width):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=False)
+        x = x.round_().clamp_(0, 255)
+    crops = [x[:, :, y : y + size, left : left + size] for y, left in crop_offsets(new_h, new_w, size, mode)]
+    if mode == "ten":
+        crops += [crop.flip(-1) for crop in crops]
+    stacked = torch.stack(crops, dim=1)  # (N L, crops, 3, S, S)
+    return stacked.reshape(count, length, len(crops), 3, size, size).permute(0, 2, 3, 1, 4, 5)

@@ -41,7 +41,13 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crops", choices=("center", "five", "ten"), default="center",
                         help="224x224 crops per snippet: center, 5 (corners + center) or 10 (and their mirrors)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
-    parser.add_argument("--batch-size", type=int, default=4, help="snippets per forward pass (default 4)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
+    parser.add_argument("--preprocess", choices=("auto", "host", "device"), default="auto",
+                        help="where resize and crops run: host (OpenCV), device (the model's GPU: raw frames travel) "
+                             "or auto (device on a GPU, host on the CPU)")
+    parser.add_argument("--decoders", type=int, default=None,
+                        help="videos decoded at once, the next ones read ahead (default 4 on a GPU, 1 on the CPU)")
     parser.add_argument("--tail", choices=("drop", "pad"), default="drop",
                         help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it")
     parser.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto",
@@ -207,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="SSMTL models: score the tracks in this folder (<name>.csv + .json) instead of videos")
     predict.add_argument("--out", type=Path, default=None,
                          help="output folder (default <workdir>/predictions/<bundle file name>)")
-    predict.add_argument("--batch-size", type=int, default=4, help="feature extraction: snippets per forward pass")
+    predict.add_argument("--batch-size", type=int, default=None,
+                         help="feature extraction: snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
     predict.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto", help="video decoder")
     _executor_options(predict)
     _common(predict)
@@ -314,6 +321,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     config = ExtractConfig(
         backbone=args.backbone, weights=args.weights, crops=args.crops, device=args.device,
         batch_size=args.batch_size, tail=args.tail, decoder=args.decoder, threads=args.threads,
+        preprocess=args.preprocess, decoders=args.decoders,
         precision=args.precision, progress=not args.quiet,
     )
     from vad_pipeline.detectors.tracks import TrackConfig
@@ -323,8 +331,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     except ValueError:
         raise UserError(f"--classes {args.classes}: expected comma-separated integers") from None
     tracks = TrackConfig(objects=args.objects, detector=args.detector, conf=args.conf, imgsz=args.imgsz, classes=classes,
-                         frame_stride=args.frame_stride, batch=args.track_batch, decoder=args.decoder,
-                         progress=not args.quiet)
+                         frame_stride=args.frame_stride, batch=args.track_batch, device=args.device,
+                         decoder=args.decoder, progress=not args.quiet)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force, stages=stages,
                              tracks=tracks, executor=_executor(args))

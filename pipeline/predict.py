@@ -162,7 +162,8 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
             raise UserError(f"--tracks {folder}: holds no tracks (<name>.csv with a <name>.json sidecar)")
         detector = None
     else:
-        tracks_stage = track_stage_for(workspace, bundle, config.model, config.progress)
+        tracks_stage = track_stage_for(workspace, bundle, config.model, config.progress,
+                                       extract.device if extract is not None else "auto")
         paths = _video_paths(inputs)
         summary = run_stage(workspace, tracks_stage, paths, progress=config.progress, executor=executor)
         failed += summary.failed
@@ -201,9 +202,11 @@ def teacher_for(bundle: Any, model: Path | None, detector: Path | None) -> Any:
     return teacher
 
 
-def track_stage_for(workspace: Workspace, bundle: Any, model: Path | None, progress: bool = True) -> Any:
-    """The ``tracks`` stage that makes the tracks an SSMTL ``bundle`` was trained on; one clear line when this
-    machine would make other tracks (another detector) or the bundle was trained on tracks made elsewhere."""
+def track_stage_for(workspace: Workspace, bundle: Any, model: Path | None, progress: bool = True,
+                    device: str = "auto") -> Any:
+    """The ``tracks`` stage that makes the tracks an SSMTL ``bundle`` was trained on, its detector on ``device``; one
+    clear line when this machine would make other tracks (another detector) or the bundle was trained on tracks
+    made elsewhere."""
     from vad_pipeline.detectors.motion import MotionConfig
     from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
 
@@ -217,7 +220,7 @@ def track_stage_for(workspace: Workspace, bundle: Any, model: Path | None, progr
                          classes=tuple(shape["classes"]) if shape.get("classes") else None,
                          frame_stride=shape["frame_stride"],
                          motion=MotionConfig(**shape["motion"]) if "motion" in shape else MotionConfig(),
-                         progress=progress)
+                         device=device, progress=progress)
     stage = TrackStage(config, workspace)
     ours = stage.config()
     differ = sorted(k for k in set(shape) | set(ours) if k != "precision" and shape.get(k) != ours.get(k))

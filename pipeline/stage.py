@@ -74,6 +74,10 @@ class Stage(abc.ABC):
         """The keys of what the artifact of ``video`` is computed from (its lineage in the manifest)."""
         return {"video": video.sha256}
 
+    def upcoming(self, videos: Sequence[VideoRef]) -> None:
+        """The videos this process runs next, in order (empty: none): a stage may start reading them while the
+        current one computes, and must let go of any it started that are no longer listed."""
+
     def on_worker(self) -> None:
         """Called in a worker process (another machine, perhaps) before ``prepare``: re-resolve what depends on
         the machine (the device) without changing the configuration the driver hashed. The worker has already set
@@ -253,16 +257,20 @@ class LocalExecutor:
     def execute(self, workspace: Workspace, stage: Stage, plan: StagePlan, progress: bool) -> None:
         stage.prepare()
         bar = tqdm(plan.pending, desc=f"{stage.name}", unit="video", disable=not progress, dynamic_ncols=True)
-        for video in bar:
-            bar.set_postfix_str(video.path.name[-40:])
-            workspace.manifest.mark_running(plan.stage_name, video.video_id, plan.digest, plan.config)
-            try:
-                outcome = run_video(stage, video, plan.folder, plan.force)
-            except BaseException as exc:  # interrupted, or a fault that stops the run (a full disk)
-                reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else str(exc)
-                workspace.manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config, reason)
-                raise
-            record_outcome(workspace, stage, plan, outcome)
+        try:
+            for index, video in enumerate(bar):
+                bar.set_postfix_str(video.path.name[-40:])
+                stage.upcoming(plan.pending[index + 1 :])
+                workspace.manifest.mark_running(plan.stage_name, video.video_id, plan.digest, plan.config)
+                try:
+                    outcome = run_video(stage, video, plan.folder, plan.force)
+                except BaseException as exc:  # interrupted, or a fault that stops the run (a full disk)
+                    reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else str(exc)
+                    workspace.manifest.mark_failed(plan.stage_name, video.video_id, plan.digest, plan.config, reason)
+                    raise
+                record_outcome(workspace, stage, plan, outcome)
+        finally:
+            stage.upcoming([])
 
 
 def run_stage(

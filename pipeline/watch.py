@@ -296,7 +296,8 @@ class _ObjectScorer:
 
         from .predict import teacher_for, track_stage_for
 
-        stage = track_stage_for(workspace, bundle, config.model, progress=False)
+        stage = track_stage_for(workspace, bundle, config.model, progress=False,
+                                device=extract.device if extract is not None else "auto")
         teacher = teacher_for(bundle, config.model, stage.detector_path)
         model = SSMTLModel.from_bundle(bundle, resolve_device(extract.device if extract is not None else "auto"))
         self.live = LiveObjectScorer(model, teacher, OnlineTracker(stage))

@@ -1,0 +1,120 @@
+"""The extract input path a GPU needs, checked on the CPU where the code is the same: resize and crops on the
+model's device (``--preprocess device``), the next videos decoded ahead (``--decoders``), and on CUDA (skipped
+without one) every path against the CPU's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared_path
+from vad_pipeline.cli import main
+from vad_pipeline.decode import open_video
+from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
+from vad_pipeline.extractors.preprocess import device_snippet_crops, resize_frames, snippet_crops
+from vad_pipeline.workspace import Workspace
+
+
+def _frames(name: str, count: int = 32) -> np.ndarray:
+    return np.concatenate(list(open_video(shared_path("real-clips", name)).iter_chunks(count)))[:count]
+
+
+@pytest.mark.parametrize("name", ["carphone_pristine.mp4", "bikes.mp4"])  # 176x144 is upscaled, 640x272 downscaled
+@pytest.mark.parametrize("mode", ["center", "five", "ten"])
+def test_device_crops_are_opencvs_within_one_grey_level(name: str, mode: str) -> None:
+    """Resize and crops in torch give OpenCV's pixels in the same crop order: at most one grey level apart (OpenCV
+    interpolates in 11-bit fixed point), most pixels equal (measured: 88 % upscaled, 92 % downscaled)."""
+    frames = _frames(name)
+    host = np.stack([snippet_crops(resize_frames(frames[i : i + 16], 256), 224, mode) for i in (0, 16)])
+    device = device_snippet_crops(torch.from_numpy(frames.reshape(2, 16, *frames.shape[1:])), 256, 224, mode)
+    device = device.permute(0, 1, 3, 4, 5, 2).numpy()  # (2, crops, L, S, S, 3) as the host path
+    assert device.shape == host.shape
+    difference = np.abs(host.astype(np.int16) - device.astype(np.int16))
+    assert difference.max() <= 1 and (difference == 0).mean() >= 0.85
+
+
+@pytest.mark.slow
+def test_device_preprocessing_features_follow_the_host_path(tmp_path: Path, i3d_weights: Path) -> None:
+    """The whole stage with ``--preprocess device`` (on the CPU here; the GPU's default) on a real clip with the
+    Kinetics weights: every snippet's features have cosine >= 0.9999 to the OpenCV path's (measured 0.99998), the
+    largest difference within 2 % of the largest feature (measured 0.9 %), and they are cached apart."""
+    clip = shared_path("real-clips", "carphone_pristine.mp4")
+    features = {}
+    for mode in ("host", "device"):
+        workdir = tmp_path / mode
+        assert main(["extract", str(clip), "--stages", "features", "--device", "cpu", "--preprocess", mode,
+                     "--weights", str(i3d_weights), "--workdir", str(workdir), "-q"]) == 0
+        (path,) = (workdir / "features").glob("*/*.npy")
+        features[mode] = (path.parent.name, np.load(path))
+    (host_tag, host), (device_tag, device) = features["host"], features["device"]
+    assert host_tag != device_tag and host.shape == device.shape == (7, 1, 1024)
+    flat_h, flat_d = host.reshape(len(host), -1), device.reshape(len(device), -1)
+    cosine = (flat_h * flat_d).sum(1) / (np.linalg.norm(flat_h, axis=1) * np.linalg.norm(flat_d, axis=1))
+    assert cosine.min() >= 0.9999
+    assert np.abs(host - device).max() <= 0.02 * np.abs(host).max()
+
+
+def test_videos_decoded_ahead_give_the_same_features(tmp_path: Path, synthetic_dataset,
+                                                     monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """``--decoders 3``: while one video computes, the next two are decoding; the features are byte-identical to
+    one video at a time, and an unreadable video read ahead still fails alone, with one line, in its turn."""
+    root, videos = synthetic_dataset
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for video in videos:
+        shutil.copy(video.path, folder / video.path.name)
+    (folder / "b_broken.mp4").write_text("this is not a video\n")
+    reading_ahead: list[int] = []
+    upcoming = FeatureStage.upcoming
+
+    def spy(self: FeatureStage, pending) -> None:
+        upcoming(self, pending)
+        reading_ahead.append(len(self._reading))
+
+    monkeypatch.setattr(FeatureStage, "upcoming", spy)
+    results = {}
+    for decoders in ("1", "3"):
+        workdir = tmp_path / f"work{decoders}"
+        code = main(["extract", str(folder), "--stages", "features", "--weights", "random", "--decoders", decoders,
+                     "--workdir", str(workdir), "-q"])
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert code == 1 and len(errors) == 1 and "b_broken.mp4" in errors[0]
+        results[decoders] = {p.name: p.read_bytes() for p in (workdir / "features").glob("*/*.npy")}
+    assert len(results["1"]) == len(videos) and results["1"] == results["3"]
+    assert max(reading_ahead) == 2  # with --decoders 3, two videos read ahead (none with 1)
+
+
+def test_batch_size_and_input_path_follow_the_device(tmp_path: Path) -> None:
+    cpu = FeatureStage(ExtractConfig(device="cpu", weights="random"), Workspace(tmp_path))
+    assert (cpu.batch_size, cpu.preprocess, cpu.decoders) == (4, "host", 1)
+    assert "preprocess" not in cpu.config()  # CPU caches made before the option existed stay valid
+    chosen = FeatureStage(ExtractConfig(device="cpu", weights="random", batch_size=8, preprocess="device",
+                                        decoders=2), Workspace(tmp_path))
+    assert (chosen.batch_size, chosen.preprocess, chosen.decoders) == (8, "device", 2)
+    assert chosen.config()["preprocess"] == "device"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (CI has none)")
+def test_cuda_input_path_matches_the_cpu(tmp_path: Path, i3d_weights: Path) -> None:
+    """On CUDA (defaults: batch 32, resize and crops on the GPU, 4 videos decoded at once, asynchronous copies):
+    fp32 features equal the CPU's with the same preprocessing within 1e-3 relative; fp16 (CUDA's default) cosine
+    >= 0.999 per snippet."""
+    clip = shared_path("real-clips", "bikes.mp4")
+    features = {}
+    for name, args in {"cpu": ["--device", "cpu", "--preprocess", "device", "--precision", "fp32"],
+                       "cuda-fp32": ["--device", "cuda", "--precision", "fp32"],
+                       "cuda-fp16": ["--device", "cuda"]}.items():
+        workdir = tmp_path / name
+        assert main(["extract", str(clip), "--stages", "features", "--weights", str(i3d_weights), *args,
+                     "--workdir", str(workdir), "-q"]) == 0
+        (path,) = (workdir / "features").glob("*/*.npy")
+        features[name] = np.load(path)
+    cpu = features["cpu"]
+    assert np.abs(features["cuda-fp32"] - cpu).max() <= 1e-3 * np.abs(cpu).max()
+    flat_c, flat_h = cpu.reshape(len(cpu), -1), features["cuda-fp16"].reshape(len(cpu), -1)
+    cosine = (flat_c * flat_h).sum(1) / (np.linalg.norm(flat_c, axis=1) * np.linalg.norm(flat_h, axis=1))
+    assert cosine.min() >= 0.999

@@ -8,10 +8,13 @@ Rows (in fresh subprocesses: one per decode row, one for the extract and scale r
 per scorer and the report; models are loaded and warmed up with a full batch before the clock starts). Peak RSS is given twice: during the measured work alone (Linux VmHWM, reset when the clock starts) and
 for the whole process (imports, model, warm-up included):
 
-- decode/pipeline: the pipeline's reader (``--decoder auto`` = decord, GPU context when decord has CUDA) streaming
-  RGB chunks of 64 frames; decode/decord-cpu, decode/decord-gpu, decode/opencv-reader (the pipeline's OpenCV
-  reader, RGB), decode/torchcodec when installed; decode/cv2-bare: the bare ``cv2.VideoCapture.read()`` loop (BGR,
-  no conversion), the reference. Best of 3 passes over the original input file.
+- decode/pipeline: the pipeline's reader (``--decoder auto``: on a GPU torchcodec's NVDEC or decord's GPU context
+  when available) streaming RGB chunks of 64 frames; decode/decord-cpu, decode/decord-gpu, decode/opencv-reader
+  (the pipeline's OpenCV reader, RGB), decode/torchcodec and decode/torchcodec-cuda (NVDEC) when installed;
+  decode/cv2-bare: the bare ``cv2.VideoCapture.read()`` loop (BGR, no conversion), the reference. Best of 3 passes
+  over the original input file. decode/parallel: the decode ceiling, ``--decoders`` videos decoded at once (one
+  thread each, the pipeline's reader, no model); extract/pipeline-videos: the features stage on those videos with
+  as many decoded ahead (the "parallel" group).
 - extract/pipeline: the ``features`` stage end to end (decode + resize + crop in a background thread, model,
   memory-mapped write, sidecar) on the 16x clip, after one short warm-up video; extract/bare-forward: the same
   backbone's forward alone on the identical preprocessed batches, the reference. frames/s = 16 x snippets / s.
@@ -111,16 +114,20 @@ def row_decode(video: str, decoder: str, gpu: bool = False, repeats: int = 7) ->
                 frames += 1
             capture.release()
             return frames
-    elif decoder == "torchcodec":
+    elif decoder in ("torchcodec", "torchcodec-cuda"):
+        device = "cuda" if decoder == "torchcodec-cuda" else "cpu"
         try:
+            import torch
             from torchcodec.decoders import VideoDecoder
 
-            total = VideoDecoder(str(path)).metadata.num_frames
+            if device == "cuda" and not torch.cuda.is_available():
+                return {"skipped": "no CUDA device"}
+            total = VideoDecoder(str(path), device=device).metadata.num_frames
         except Exception as exc:  # not installed, or no FFmpeg libraries for it to load
             return {"skipped": f"torchcodec unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"}
 
         def one_pass() -> int:
-            decoder_, frames = VideoDecoder(str(path)), 0
+            decoder_, frames = VideoDecoder(str(path), device=device), 0
             for start in range(0, total, 64):
                 frames += len(decoder_.get_frames_in_range(start, min(total, start + 64)).data)
             return frames
@@ -611,7 +618,8 @@ def main() -> None:
     document_machine = machine()
     rows: list[dict[str, Any]] = []
     if "decode" in groups:
-        for decoder in ("pipeline", "decord-cpu", "decord-gpu", "opencv-reader", "torchcodec", "cv2-bare"):
+        for decoder in ("pipeline", "decord-cpu", "decord-gpu", "opencv-reader", "torchcodec", "torchcodec-cuda",
+                        "cv2-bare"):
             rows.append(run_row(f"decode/{decoder}", "decode", video=str(source), decoder=decoder,
                                 gpu=document_machine["cuda"]))
     repeats = 1 if args.quick else 2

@@ -209,7 +209,9 @@ class FeatureStage(Stage):
         """``video`` decoding in a background thread: first ``(info, snippet count)``, then the model's inputs as
         :meth:`snippet_batches` yields them. A video that cannot be opened raises when first read."""
         try:
-            reader = open_video(video.path, self.cfg.decoder, want_gpu=self.device.type == "cuda")
+            # a GPU decoder only where the frames are preprocessed on the device (torchcodec leaves them there)
+            reader = open_video(video.path, self.cfg.decoder,
+                                want_gpu=self.device.type == "cuda" and self.preprocess == "device")
         except Exception as exc:
             return _failing(exc)
 
@@ -300,16 +302,17 @@ class FeatureStage(Stage):
         index = 0
         for chunk in reader.iter_chunks(length * batch):  # chunks start on snippet boundaries
             frames = chunk if raw else resize_frames(chunk, self.cfg.short_side)
+            lib: Any = torch if isinstance(frames, torch.Tensor) else np  # a GPU decoder's frames are tensors
             whole = len(frames) // length
             snippets = list(frames[: whole * length].reshape(whole, length, *frames.shape[1:]))
             rest = frames[whole * length :]
             if len(rest) and index + whole < count:  # the padded trailing snippet (tail="pad")
-                padding = np.repeat(rest[-1:], length - len(rest), axis=0)
-                snippets.append(np.concatenate([rest, padding]))
+                padding = lib.concatenate([rest[-1:]] * (length - len(rest)))
+                snippets.append(lib.concatenate([rest, padding]))
             snippets = snippets[: count - index]
             if snippets:
                 if raw:
-                    yield index, np.stack(snippets)
+                    yield index, lib.stack(snippets)
                 else:
                     yield index, np.stack([snippet_crops(s, self.cfg.crop_size, self.cfg.crops) for s in snippets])
                 index += len(snippets)
@@ -317,8 +320,8 @@ class FeatureStage(Stage):
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         """uint8 host array -> the same on the model's device (through pinned memory on CUDA: an asynchronous copy,
         4x smaller than float)."""
-        x = torch.from_numpy(array)
-        if self.device.type == "cuda":
+        x = array if isinstance(array, torch.Tensor) else torch.from_numpy(array)
+        if x.device.type == "cpu" and self.device.type == "cuda":
             x = x.pin_memory()
         return x.to(self.device, non_blocking=True)
 

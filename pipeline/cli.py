@@ -50,9 +50,10 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
                         help="videos decoded at once, the next ones read ahead (default 4 on a GPU, 1 on the CPU)")
     parser.add_argument("--tail", choices=("drop", "pad"), default="drop",
                         help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it")
-    parser.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto",
-                        help="video decoder (auto = decord on the GPU when decord was built with CUDA, else OpenCV for "
-                             "mp4/avi/mov and decord for other containers; see README 'Decoding')")
+    parser.add_argument("--decoder", choices=("auto", "decord", "opencv", "torchcodec"), default="auto",
+                        help="video decoder (auto = on a GPU torchcodec's NVDEC when installed, else decord's GPU "
+                             "context when built with CUDA; on the CPU OpenCV for mp4/avi/mov and decord for other "
+                             "containers; see README 'Decoding')")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: one per physical core)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
@@ -215,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output folder (default <workdir>/predictions/<bundle file name>)")
     predict.add_argument("--batch-size", type=int, default=None,
                          help="feature extraction: snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
-    predict.add_argument("--decoder", choices=("auto", "decord", "opencv"), default="auto", help="video decoder")
+    predict.add_argument("--decoder", choices=("auto", "decord", "opencv", "torchcodec"), default="auto",
+                         help="video decoder")
     _executor_options(predict)
     _common(predict)
     predict.set_defaults(handler=_cmd_predict)

@@ -1,8 +1,8 @@
-"""Video decoding: open a file with decord (GPU context when decord was built with CUDA) or OpenCV, read its
-metadata and stream its frames in chunks, never holding the whole video in memory (see ``open_video`` for which
-decoder ``auto`` picks and why).
+"""Video decoding: open a file with OpenCV, decord (GPU context when decord was built with CUDA) or torchcodec
+(NVDEC on a GPU, the optional ``gpu-decode`` extra), read its metadata and stream its frames in chunks, never holding
+the whole video in memory (see ``open_video`` for which decoder ``auto`` picks and why).
 
-Frames come out as ``(N, H, W, 3)`` uint8 RGB arrays.
+Frames come out as ``(N, H, W, 3)`` uint8 RGB arrays (torch tensors on the GPU for torchcodec there).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".ogv"}
 )
-DECODERS = ("auto", "decord", "opencv")
+DECODERS = ("auto", "decord", "opencv", "torchcodec")
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ _EXACT_COUNT_CONTAINERS = frozenset({".avi", ".mp4", ".mov", ".m4v"})
 _log_once_lock = threading.Lock()
 _logged_messages: set[str] = set()
 _decord_gpu_missing: str | None = None  # why decord cannot decode on the GPU, once known
+_torchcodec_gpu_missing: str | None = None  # likewise torchcodec ("" once it is known that it can)
 
 
 def _log_once(message: str) -> None:
@@ -227,6 +228,72 @@ class DecordReader:
         self._reader = None
 
 
+class TorchCodecReader:
+    """torchcodec (FFmpeg's decoders; with ``device="cuda"`` NVDEC, and the frames stay on the GPU as
+    ``(N, H, W, 3)`` uint8 torch tensors). Its exact frame count comes from a scan of the file."""
+
+    def __init__(self, path: Path, device: str = "cpu"):
+        try:
+            from torchcodec.decoders import VideoDecoder
+        except Exception as exc:  # not installed, or FFmpeg's libraries missing
+            raise VideoError(f"{path}: --decoder torchcodec: torchcodec cannot load ({_first_line(exc)}); "
+                             "pip install 'vad-pipeline[gpu-decode]' and FFmpeg 4-7, or choose another decoder") from None
+        self._path = path
+        self._device = device
+        try:
+            self._decoder = VideoDecoder(str(path), device=device, dimension_order="NHWC")
+            meta = self._decoder.metadata
+            frames, width, height = int(meta.num_frames or 0), int(meta.width or 0), int(meta.height or 0)
+            fps = float(meta.average_fps or 0.0)
+        except Exception as exc:
+            raise VideoError(f"{path}: cannot be decoded as a video ({_first_line(exc)}): the file is corrupt, "
+                             "truncated or not a video; re-encode or re-download it") from None
+        if frames <= 0 or width <= 0:
+            raise VideoError(f"{path}: video has no frames; remove it or re-encode it")
+        self.info = VideoInfo(str(path), fps, frames, width, height,
+                              "torchcodec-cuda" if device.startswith("cuda") else "torchcodec-cpu")
+
+    def iter_chunks(self, chunk_frames: int) -> Iterator[Any]:
+        """Chunks of ``(N, H, W, 3)`` uint8 frames: numpy arrays on the CPU, torch tensors on the GPU."""
+        total = self.info.frames
+        for start in range(0, total, chunk_frames):
+            try:
+                frames = self._decoder.get_frames_in_range(start, min(total, start + chunk_frames)).data
+            except Exception as exc:
+                raise VideoError(f"{self._path}: truncated or corrupt: decoding stopped at frame {start} of {total} "
+                                 f"({_first_line(exc)}); re-encode or re-download the file") from None
+            yield frames if self._device.startswith("cuda") else frames.numpy()
+
+    def close(self) -> None:
+        self._decoder = None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def _torchcodec_cuda_missing() -> str | None:
+    """Why torchcodec cannot decode on the GPU here (None: it can), found once."""
+    global _torchcodec_gpu_missing
+    if _torchcodec_gpu_missing is None:
+        import importlib.util
+
+        import torch
+
+        if not torch.cuda.is_available():
+            _torchcodec_gpu_missing = "no CUDA device"
+        elif importlib.util.find_spec("torchcodec") is None:
+            _torchcodec_gpu_missing = "torchcodec is not installed (pip install 'vad-pipeline[gpu-decode]')"
+        else:
+            try:
+                importlib.import_module("torchcodec.decoders")
+                _torchcodec_gpu_missing = ""
+            except Exception as exc:
+                _torchcodec_gpu_missing = f"torchcodec cannot load ({_first_line(exc)})"
+    return _torchcodec_gpu_missing or None
+
+
 class OpenCVReader:
     """cv2.VideoCapture, read frame by frame (BGR converted to RGB)."""
 
@@ -273,13 +340,16 @@ class OpenCVReader:
 def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> FrameReader:
     """Open ``path`` with the chosen decoder. Raises VideoError with a one-line reason.
 
-    ``auto``: decord with its GPU context when a GPU is wanted and decord was built with CUDA. Otherwise, for
+    ``auto``: when a GPU is wanted, torchcodec on it (NVDEC, frames left on the GPU as torch tensors) when
+    torchcodec is installed and loads, else decord with its GPU context when decord was built with CUDA; one log
+    line says which decoder runs and why the others did not. Otherwise, for
     containers whose header states the exact frame count (mp4, avi, mov, m4v: the public datasets), OpenCV: decord's
     CPU reader decodes the same pixels no faster and its memory grows with video length when frames are consumed
     slower than it decodes them, as the model does (+500 MB on a 1,024-frame 640x272 clip, more from one video to
     the next; benchmarks/run.py, README "Decoding"). Other containers (mkv, webm, ...) only estimate their frame
     count, so they keep decord, which indexes every frame.
-    ``decord`` forces decord (CPU context unless a GPU is wanted and available); ``opencv`` forces OpenCV."""
+    ``decord`` forces decord (CPU context unless a GPU is wanted and available); ``opencv`` forces OpenCV;
+    ``torchcodec`` forces torchcodec (on the GPU when one is wanted and it can, else on the CPU, numpy frames)."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
@@ -287,8 +357,17 @@ def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> Fra
         raise VideoError(f"{path}: file is empty (0 bytes); remove it or copy it again")
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    if decoder == "torchcodec":
+        return TorchCodecReader(path, "cuda" if want_gpu and _torchcodec_cuda_missing() is None else "cpu")
     if decoder == "decord":
         return DecordReader(path, want_gpu=want_gpu)
+    if decoder == "auto" and want_gpu and _torchcodec_cuda_missing() is None:
+        try:
+            reader = TorchCodecReader(path, "cuda")
+            _log_once("decode: torchcodec on the GPU (NVDEC; frames stay on the GPU)")
+            return reader
+        except VideoError as exc:  # e.g. a codec NVDEC lacks: the next decoder tries
+            log.debug("torchcodec on the GPU could not open %s: %s", path, exc)
     if decoder == "auto" and want_gpu and _decord_gpu_missing is None:
         reader = DecordReader(path, want_gpu=True)
         if reader.info.decoder == "decord-gpu":
@@ -297,7 +376,7 @@ def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> Fra
     if decoder == "auto" and path.suffix.lower() not in _EXACT_COUNT_CONTAINERS:
         return DecordReader(path)  # an exact frame count needs decord's index here
     if decoder == "auto":
-        why = _decord_gpu_missing if want_gpu else "no GPU in use"
+        why = (f"{_torchcodec_cuda_missing()}; {_decord_gpu_missing}" if want_gpu else "no GPU in use")
         _log_once(f"decode: OpenCV on CPU for mp4/avi/mov ({why}; decord's CPU reader is no faster and its memory "
                   "grows with video length; --decoder decord forces it)")
     return OpenCVReader(path)

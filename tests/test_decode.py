@@ -85,3 +85,59 @@ def test_bad_files_give_one_clear_line(tmp_path: Path, decoder: str) -> None:
         message = str(error.value)
         assert str(path) in message and words in message
         assert "\n" not in message
+
+
+def _torchcodec_loads() -> bool:
+    try:
+        import torchcodec.decoders  # noqa: F401  (needs FFmpeg's shared libraries too)
+    except Exception:
+        return False
+    return True
+
+
+needs_torchcodec = pytest.mark.skipif(not _torchcodec_loads(),
+                                      reason="torchcodec (the gpu-decode extra) or FFmpeg's libraries not installed")
+
+
+@needs_torchcodec
+@pytest.mark.parametrize("clip", [("real-clips", "bikes.mp4"), ("real-clips", "carphone_pristine.mp4"),
+                                  ("ucsd-ped2-h264", "testing", "04.mkv")])
+def test_torchcodec_reader_decodes_the_same_pixels(clip: tuple[str, ...]) -> None:
+    """``--decoder torchcodec`` on the CPU: the same metadata and exactly the same RGB pixels as the default reader
+    (OpenCV for mp4, decord for mkv: all three wrap FFmpeg)."""
+    path = shared_path(*clip)
+    codec, default = open_video(path, "torchcodec"), open_video(path)
+    assert codec.info.decoder == "torchcodec-cpu"
+    assert (codec.info.frames, codec.info.width, codec.info.height) == (default.info.frames, default.info.width,
+                                                                        default.info.height)
+    assert codec.info.fps == pytest.approx(default.info.fps, abs=1e-3)
+    chunks = list(codec.iter_chunks(48))
+    assert all(isinstance(c, np.ndarray) and c.dtype == np.uint8 for c in chunks)
+    np.testing.assert_array_equal(np.concatenate(chunks), np.concatenate(list(default.iter_chunks(48))))
+
+
+@needs_torchcodec
+def test_torchcodec_bad_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n")
+    with pytest.raises(VideoError) as error:
+        open_video(bad, "torchcodec")
+    message = str(error.value)
+    assert "notes.mp4" in message and "\n" not in message and "re-encode" in message
+
+
+@needs_torchcodec
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device here (CI has none)")
+def test_torchcodec_on_the_gpu_leaves_frames_there() -> None:
+    """NVDEC through torchcodec (what ``auto`` picks on a GPU when it loads): frames stay on the GPU as uint8
+    tensors, within two grey levels on average of the CPU's (the GPU converts YUV to RGB its own way)."""
+    import torch
+
+    path = shared_path("real-clips", "bikes.mp4")
+    reader = open_video(path, "auto", want_gpu=True)
+    assert reader.info.decoder == "torchcodec-cuda"
+    chunks = list(reader.iter_chunks(64))
+    assert all(isinstance(c, torch.Tensor) and c.is_cuda and c.dtype == torch.uint8 for c in chunks)
+    gpu = torch.cat(chunks).cpu().numpy()
+    cpu = np.concatenate(list(open_video(path).iter_chunks(64)))
+    assert gpu.shape == cpu.shape and np.abs(gpu.astype(int) - cpu.astype(int)).mean() < 2.0

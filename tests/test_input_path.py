@@ -4,6 +4,7 @@ without one) every path against the CPU's."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -118,3 +119,56 @@ def test_cuda_input_path_matches_the_cpu(tmp_path: Path, i3d_weights: Path) -> N
     flat_c, flat_h = cpu.reshape(len(cpu), -1), features["cuda-fp16"].reshape(len(cpu), -1)
     cosine = (flat_c * flat_h).sum(1) / (np.linalg.norm(flat_c, axis=1) * np.linalg.norm(flat_h, axis=1))
     assert cosine.min() >= 0.999
+
+
+class _TensorReader:
+    """A reader whose chunks are torch tensors, as torchcodec's on a GPU (here on the CPU)."""
+
+    def __init__(self, frames: np.ndarray):
+        from vad_pipeline.decode import VideoInfo
+
+        self.frames = frames
+        self.info = VideoInfo("clip", 25.0, len(frames), frames.shape[2], frames.shape[1], "tensor")
+
+    def iter_chunks(self, chunk_frames: int):
+        for start in range(0, len(self.frames), chunk_frames):
+            yield torch.from_numpy(self.frames[start : start + chunk_frames])
+
+
+def test_frames_left_on_the_device_make_the_same_features(tmp_path: Path) -> None:
+    """Frames a GPU decoder leaves on the device (torch tensors) are cut, padded and preprocessed as numpy frames:
+    the same features, the trailing partial snippet padded the same way."""
+    frames = _frames("carphone_pristine.mp4", 120)[:75]  # 4 snippets + 11 frames: the fifth one padded
+    stage = FeatureStage(ExtractConfig(device="cpu", weights="random", preprocess="device", tail="pad",
+                                       batch_size=2), Workspace(tmp_path))
+    stage.prepare()
+
+    class _NumpyReader(_TensorReader):
+        def iter_chunks(self, chunk_frames: int):
+            for start in range(0, len(self.frames), chunk_frames):
+                yield self.frames[start : start + chunk_frames]
+
+    results = []
+    for reader in (_NumpyReader(frames), _TensorReader(frames)):
+        batches = list(stage.snippet_batches(reader, 5, raw=True))
+        assert [start for start, _ in batches] == [0, 2, 4]
+        results.append(np.concatenate([f for _, f in stage.feature_batches(batches, raw=True)]))
+    assert results[0].shape == (5, 1, 1024)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchcodec") is None,
+                    reason="torchcodec (the gpu-decode extra) is not installed")
+def test_torchcodec_decoder_extracts_the_same_features(tmp_path: Path) -> None:
+    """``extract --decoder torchcodec`` (on the CPU here) writes the default decoder's features (same pixels)."""
+    clip = shared_path("real-clips", "carphone_pristine.mp4")
+    arrays = []
+    for decoder in ("auto", "torchcodec"):
+        workdir = tmp_path / decoder
+        code = main(["extract", str(clip), "--stages", "features", "--weights", "random", "--decoder", decoder,
+                     "--device", "cpu", "--workdir", str(workdir), "-q"])
+        if code != 0 and decoder == "torchcodec":
+            pytest.skip("torchcodec is installed but cannot load FFmpeg's libraries here")
+        (path,) = (workdir / "features").glob("*/*.npy")
+        arrays.append(np.load(path))
+    np.testing.assert_array_equal(arrays[0], arrays[1])

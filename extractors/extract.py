@@ -366,7 +366,7 @@ class FeatureStage(Stage):
             host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
             host.copy_(features, non_blocking=True)
             event = torch.cuda.Event()
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))
             return host, event
 
     def feature_batches(self, batches: Iterable[tuple[int, np.ndarray]],

@@ -56,12 +56,24 @@ def feature_refs(videos: list[VideoFeatures], feature_keys: dict[str, list[str]]
             for v in videos]
 
 
-class ScoreStage(Stage):
-    """Per video: the bundle's method on the video's features (``features`` maps a video key to its features,
-    ``feature_keys`` to the hashes of its feature files, the artifact's upstream keys)."""
+class BundleScoreStage(Stage):
+    """What every ``scores`` stage shares: a model bundle applied per video, one ``<key>.npy`` and its ``<key>.json``
+    sidecar (written last) per video, in a folder named by the method and the stage's config hash."""
 
     name = "scores"
     describes_videos = False
+    bundle: Any
+
+    def tag(self, digest: str) -> str:
+        return f"{self.bundle.method}-{digest}"
+
+    def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
+        return [folder / f"{video.video_id}.npy", folder / f"{video.video_id}.json"]
+
+
+class ScoreStage(BundleScoreStage):
+    """Per video: the bundle's method on the video's features (``features`` maps a video key to its features,
+    ``feature_keys`` to the hashes of its feature files, the artifact's upstream keys)."""
 
     def __init__(self, bundle: ModelBundle, features: dict[str, VideoFeatures], feature_keys: dict[str, list[str]],
                  device: str = "auto", precision: str = "fp32"):
@@ -76,18 +88,12 @@ class ScoreStage(Stage):
         return {"scoring_version": SCORING_VERSION, "model": self.bundle.key} | (
             {"precision": self.precision} if self.precision != "fp32" else {})
 
-    def tag(self, digest: str) -> str:
-        return f"{self.bundle.method}-{digest}"
-
     def prepare(self) -> None:
         if self.method is None:
             self.method = self.bundle.build().to(resolve_device(self.device))
 
     def inputs(self, video: VideoRef) -> dict[str, Any]:
         return {"model": self.bundle.key, "features": self.feature_keys.get(video.video_id)}
-
-    def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
-        return [folder / f"{video.video_id}.npy", folder / f"{video.video_id}.json"]
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         self.prepare()

@@ -34,10 +34,9 @@ from vad_pipeline.devices import autocast, resolve_device
 from vad_pipeline.errors import CacheError
 from vad_pipeline.frame_scores import smooth
 from vad_pipeline.schemas import SCORES_SCHEMA, object_scores_header
-from vad_pipeline.stage import Stage
 from vad_pipeline.workspace import VideoRef
 
-from ..apply import read_score_entry
+from ..apply import BundleScoreStage, read_score_entry
 from .memory import AppearanceMemory
 from .network import SSMTLNet
 from .objects import ObjectConfig, TrackedVideo, VideoObjects, load_objects
@@ -205,13 +204,10 @@ def write_object_scores(path: Path, objects: VideoObjects, scores: VideoScores, 
     write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
 
 
-class SSMTLScoreStage(Stage):
+class SSMTLScoreStage(BundleScoreStage):
     """Per video: the bundle's SSMTL model on the video's objects (``objects_folder``: the ``objects`` stage's
     folder; ``videos``: video key -> its tracks). Inputs are ``TrackedVideo.ref(key)``: named by the video key,
     keyed by the objects entry they read."""
-
-    name = "scores"
-    describes_videos = False
 
     def __init__(self, bundle: Any, objects_folder: Path, videos: list[TrackedVideo], device: str = "auto"):
         self.bundle = bundle
@@ -224,9 +220,6 @@ class SSMTLScoreStage(Stage):
     def config(self) -> dict[str, Any]:
         return {"ssmtl_scoring_version": SCORING_VERSION, "model": self.bundle.key}
 
-    def tag(self, digest: str) -> str:
-        return f"ssmtl-{digest}"
-
     def on_worker(self) -> None:
         self.device, self.model = resolve_device(self.device_name), None
 
@@ -236,9 +229,6 @@ class SSMTLScoreStage(Stage):
 
     def inputs(self, video: VideoRef) -> dict[str, Any]:
         return {"model": self.bundle.key, "objects": self.videos[video.video_id].objects_key}
-
-    def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
-        return [folder / f"{video.video_id}.npy", folder / f"{video.video_id}.json"]
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         self.prepare()

@@ -231,7 +231,7 @@ def test_appearance_memory_leaves_out_the_own_video() -> None:
     from vad_pipeline.models.ssmtl.memory import AppearanceMemory
 
     unit = np.eye(4, dtype=np.float32)
-    memory = AppearanceMemory([unit[:2], unit[2:]], torch.device("cpu"), k=1)
+    memory = AppearanceMemory.of_videos([unit[:2], unit[2:]], torch.device("cpu"), k=1)
     queries = torch.from_numpy(unit[[0, 2]])
     np.testing.assert_allclose(memory.distances(queries).numpy(), [0.0, 0.0])  # each finds itself
     # left out of their own video, they are orthogonal to everything the other video holds

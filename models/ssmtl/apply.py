@@ -158,8 +158,7 @@ class SSMTLModel:
         net = build_network(options, bundle.state_dict).to(device)
         memory = None
         if "knn" in options.tasks:
-            memory = AppearanceMemory.from_bank(bundle.state_dict["memory.bank"], bundle.state_dict["memory.videos"],
-                                                device)
+            memory = AppearanceMemory(bundle.state_dict["memory.bank"], bundle.state_dict["memory.videos"], device)
         return cls(net, options, bundle.scales, memory, device)
 
     def raw_scores(self, objects: VideoObjects, training_video: int | None = None) -> dict[str, np.ndarray]:

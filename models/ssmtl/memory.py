@@ -20,18 +20,17 @@ KNN_K = 3  # neighbours averaged; 1, 3 and 10 rank Ped2's objects alike (0.911 /
 class AppearanceMemory:
     """The teacher features ``(N, F)`` (L2-normalised) of the training objects and the video each comes from."""
 
-    def __init__(self, features: list[np.ndarray], device: torch.device, k: int = KNN_K):
-        self.bank = torch.from_numpy(np.concatenate(features).astype(np.float32)).to(device)
-        self.videos = torch.from_numpy(np.repeat(np.arange(len(features)), [len(f) for f in features])).to(device)
-        self.k = k
+    def __init__(self, bank: torch.Tensor, videos: torch.Tensor, device: torch.device, k: int = KNN_K):
+        """``bank`` ``(N, F)`` teacher features and ``videos`` ``(N,)`` the index of the video each comes from (as a
+        model bundle stores them)."""
+        self.bank, self.videos, self.k = bank.float().to(device), videos.long().to(device), k
 
     @classmethod
-    def from_bank(cls, bank: torch.Tensor, videos: torch.Tensor, device: torch.device,
-                  k: int = KNN_K) -> "AppearanceMemory":
-        """The memory a model bundle stored (``bank`` ``(N, F)``, ``videos`` ``(N,)``)."""
-        memory = cls.__new__(cls)
-        memory.bank, memory.videos, memory.k = bank.float().to(device), videos.long().to(device), k
-        return memory
+    def of_videos(cls, features: list[np.ndarray], device: torch.device, k: int = KNN_K) -> "AppearanceMemory":
+        """The memory of training videos: one ``(n_v, F)`` feature array per video."""
+        bank = torch.from_numpy(np.concatenate(features).astype(np.float32))
+        videos = torch.from_numpy(np.repeat(np.arange(len(features)), [len(f) for f in features]))
+        return cls(bank, videos, device, k)
 
     def __len__(self) -> int:
         return len(self.bank)

@@ -295,7 +295,7 @@ def _train_bundle(config: SSMTLConfig, key: str, key_config: dict[str, Any], dat
     if total == 0:
         raise UserError(f"{data.folder}: the normal training videos have no tracked objects; check the detector")
     seed_everything(config.seed)
-    memory = AppearanceMemory([s.teacher for s in fit_sets], device) if "knn" in config.tasks else None
+    memory = AppearanceMemory.of_videos([s.teacher for s in fit_sets], device) if "knn" in config.tasks else None
     if memory is not None and len(fit_sets) < 2:
         raise UserError("ssmtl --tasks knn: the appearance memory needs at least two normal training videos (each "
                         "training video's objects are scored against the others)")

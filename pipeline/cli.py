@@ -312,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, default=96, help="frames per generated video")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--weights", default=None, help="i3d checkpoint or 'random' (default: installed weights)")
+    demo.add_argument("--device", default="auto",
+                      help="where every model runs: auto (CUDA when available), cpu or cuda[:N]")
     _common(demo)
     demo.set_defaults(handler=_cmd_demo)
     return parser
@@ -516,7 +518,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DemoConfig, run_demo
 
     config = DemoConfig(per_class=args.videos_per_class, frames=args.frames, new_videos=args.new_videos,
-                        seed=args.seed, weights=args.weights,
+                        seed=args.seed, weights=args.weights, device=args.device,
                         progress=not args.quiet)
     return run_demo(Workspace(args.workdir), config)
 

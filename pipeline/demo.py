@@ -26,6 +26,7 @@ class DemoConfig:
     new_videos: int = 4  # unlabeled videos the trained bundles are applied to (`predict`)
     seed: int = 0
     weights: str | None = None  # None: the installed Kinetics-400 I3D (installed on first use)
+    device: str = "auto"  # where every model runs: auto (CUDA when available), cpu, cuda or cuda:N
     progress: bool = True
 
 
@@ -48,12 +49,13 @@ def run_demo(workspace: Workspace, config: DemoConfig) -> int:
     weights = config.weights  # None: the Kinetics-400 I3D, which `extract` installs on first use (and the detector)
     # The demo's frames are 192x144: the detector runs at 320 (about 4x faster than its default 640) on every
     # second frame, which keeps the tracking part of the demo near 1 minute on 2 CPU cores.
-    extract = ExtractConfig(weights=weights, progress=config.progress)
+    extract = ExtractConfig(weights=weights, device=config.device, progress=config.progress)
     summary = extract_videos(workspace, [demo_root / "videos"], extract, stages=("features",))
     # Person tracks of the test videos, which the report draws (on all of them they would double the demo's time).
     test_videos = [v for v in find_videos([demo_root / "videos"]) if _split_of(demo_root, v) == "test"]
     tracked = extract_videos(workspace, test_videos, extract, stages=("tracks",),
-                             tracks=TrackConfig(imgsz=320, frame_stride=2, progress=config.progress))
+                             tracks=TrackConfig(imgsz=320, frame_stride=2, device=config.device,
+                                                progress=config.progress))
     bundles = _score_all(workspace, summary.folder.name if summary.folder else None, demo_root, config)
     _predict_new(workspace, bundles, demo_root, extract, config)
     objects_root = _score_ssmtl(workspace, demo_root, config)
@@ -87,7 +89,7 @@ def _score_ssmtl(workspace: Workspace, demo_root: Path, config: DemoConfig) -> P
                                 test_per_anomaly=min(2, max(1, config.per_class // 2)), seed=config.seed)
     result = score_ssmtl(workspace, SSMTLConfig(tracks=objects_root / "tracks", labels=objects_root / "labels.csv",
                                                 objects=ObjectConfig(size=32), epochs=5, seed=config.seed,
-                                                progress=config.progress))
+                                                device=config.device, progress=config.progress))
     log.info("demo: ssmtl frame scores of the object videos in %s", result.folder)
     return objects_root
 
@@ -102,7 +104,7 @@ def _score_all(workspace: Workspace, features_tag: str | None, demo_root: Path, 
     for method in method_names():
         result = score_videos(workspace, ScoreConfig(method=method, features_tag=features_tag,
                                                      labels=demo_root / "labels.csv", seed=config.seed,
-                                                     progress=config.progress))
+                                                     device=config.device, progress=config.progress))
         auc = f"{result.video_auc:.3f}" if result.video_auc is not None else "n/a"
         log.info("demo: %-5s scores in %s (video-level ROC-AUC on the demo's test videos: %s)", method,
                  result.folder, auc)

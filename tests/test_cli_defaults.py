@@ -29,7 +29,8 @@ EXTRACT = [  # (option's dest, config class, field)
     ("decoder", ExtractConfig, "decoder"), ("threads", ExtractConfig, "threads"),
     ("precision", ExtractConfig, "precision"), ("objects", TrackConfig, "objects"),
     ("detector", TrackConfig, "detector"), ("conf", TrackConfig, "conf"), ("imgsz", TrackConfig, "imgsz"),
-    ("frame_stride", TrackConfig, "frame_stride"),
+    ("frame_stride", TrackConfig, "frame_stride"), ("preprocess", ExtractConfig, "preprocess"),
+    ("decoders", ExtractConfig, "decoders"), ("track_batch", TrackConfig, "batch"), ("device", TrackConfig, "device"),
 ]
 SSMTL = [
     ("variant", SSMTLConfig, "variant"), ("train_stride", SSMTLConfig, "train_stride"),
@@ -40,7 +41,8 @@ SSMTL = [
 ]
 
 
-TRAINING = [("far", "train"), ("holdout", "train"), ("far", "score"), ("holdout", None)]
+TRAINING = [("far", "train"), ("holdout", "train"), ("far", "score"), ("holdout", None), ("device", "train"),
+            ("device", "score"), ("precision", "train"), ("precision", "score")]
 
 
 @pytest.mark.parametrize("dest,command", TRAINING, ids=[f"{c}-{d}" for d, c in TRAINING])
@@ -59,8 +61,8 @@ def test_demo_and_predict_defaults_come_from_the_configs() -> None:
     from vad_pipeline.predict import PredictConfig
 
     demo = _parsed("demo")
-    assert (demo.videos_per_class, demo.frames, demo.new_videos, demo.seed) == (
-        DemoConfig.per_class, DemoConfig.frames, DemoConfig.new_videos, DemoConfig.seed)
+    assert (demo.videos_per_class, demo.frames, demo.new_videos, demo.seed, demo.device) == (
+        DemoConfig.per_class, DemoConfig.frames, DemoConfig.new_videos, DemoConfig.seed, DemoConfig.device)
     from vad_pipeline.watch import WatchConfig
 
     watch = _parsed("watch", "0", "--model", "m.pt")

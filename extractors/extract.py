@@ -311,17 +311,19 @@ class FeatureStage(Stage):
                 snippets.append(lib.concatenate([rest, padding]))
             snippets = snippets[: count - index]
             if snippets:
-                if raw:
+                if raw and lib is np and self.device.type == "cuda":  # pinned here, in the decode thread
+                    yield index, torch.from_numpy(np.stack(snippets)).pin_memory()
+                elif raw:
                     yield index, lib.stack(snippets)
                 else:
                     yield index, np.stack([snippet_crops(s, self.cfg.crop_size, self.cfg.crops) for s in snippets])
                 index += len(snippets)
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        """uint8 host array -> the same on the model's device (through pinned memory on CUDA: an asynchronous copy,
-        4x smaller than float)."""
+    def _to_device(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 frames or crops (an array, or a tensor: pinned by the decode thread, or already on the GPU) -> the
+        same on the model's device (through pinned memory on CUDA: an asynchronous copy, 4x smaller than float)."""
         x = array if isinstance(array, torch.Tensor) else torch.from_numpy(array)
-        if x.device.type == "cpu" and self.device.type == "cuda":
+        if x.device.type == "cpu" and self.device.type == "cuda" and not x.is_pinned():
             x = x.pin_memory()
         return x.to(self.device, non_blocking=True)
 

@@ -42,14 +42,22 @@ def test_shapes_crops_and_tail(tmp_path: Path, synthetic_dataset) -> None:
         assert np.isfinite(array).all()
 
     assert main(["extract", "--stages", "features", str(folder), "--workdir", str(tmp_path / "ten"), "--weights", "random", "-q",
-                 "--crops", "ten", "--tail", "pad", "--batch-size", "1"]) == 0
+                 "--crops", "ten", "--batch-size", "1"]) == 0
     ten = _features(tmp_path / "ten", "i3d-random-ten")
     for name, array in ten.items():
-        assert array.shape == (3, 10, 1024)  # ceil(40 / 16) with the padded trailing snippet
-        np.testing.assert_allclose(array[:2, 0], center[name][:, 0], rtol=1e-4, atol=1e-5)  # crop 0 = center
+        assert array.shape == (2, 10, 1024)
+        np.testing.assert_allclose(array[:, 0], center[name][:, 0], rtol=1e-4, atol=1e-5)  # crop 0 = center
         assert not np.allclose(array[:, 0], array[:, 5], rtol=1e-3, atol=0)  # crop 5 is its mirror
-    meta = _sidecars(tmp_path / "ten")["normal_000"]
-    assert meta["crop_names"][0] == "center" and meta["tail"] == "pad" and meta["frames"] == 40
+    assert _sidecars(tmp_path / "ten")["normal_000"]["crop_names"][0] == "center"
+
+    assert main(["extract", "--stages", "features", str(folder), "--workdir", str(tmp_path / "pad"), "--weights", "random", "-q",
+                 "--tail", "pad"]) == 0
+    padded = _features(tmp_path / "pad", "i3d-random-center")
+    for name, array in padded.items():
+        assert array.shape == (3, 1, 1024)  # ceil(40 / 16) with the padded trailing snippet
+        np.testing.assert_allclose(array[:2], center[name], rtol=1e-4, atol=1e-5)
+    meta = _sidecars(tmp_path / "pad")["normal_000"]
+    assert meta["tail"] == "pad" and meta["frames"] == 40
     assert meta["weights"]["random"] is True and meta["frames_covered"] == 40
 
 

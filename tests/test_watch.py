@@ -27,7 +27,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, i3d_weights: Path):
     training videos held out to calibrate the threshold at 5 % false alarms), and a new video (25 fps) whose frames
     64-127 hold a vehicle."""
     root = tmp_path_factory.mktemp("watch")
-    generate_dataset(root / "data", per_class=12, frames=96, seed=0)
+    generate_dataset(root / "data", per_class=12, frames=64, seed=0)
     workdir = root / "work"
     assert main(["extract", "--stages", "features", str(root / "data" / "videos"), "--workdir", str(workdir),
                  "-q"]) == 0

@@ -43,6 +43,13 @@ def crop_box(frame: np.ndarray, box: tuple[float, float, float, float], size: in
     return cv2.resize(frame[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
 
 
+def window_start(center: int, half_window: int, last: int | None = None) -> int:
+    """The first frame of ``center``'s window of ``2 half_window + 1`` frames: ``center - half_window``, shifted to
+    keep the window inside ``0 .. last`` (``last`` None: the end is not known yet, only the start shifts)."""
+    first = max(center - half_window, 0)
+    return first if last is None else min(first, max(last - 2 * half_window, 0))
+
+
 def object_sequences(
     video: Path, tracks_csv: Path, half_window: int = 3, size: int = 64, follow_track: bool = False,
     decoder: str = "auto", keep_row: Callable[[np.ndarray], bool] | None = None,
@@ -61,12 +68,8 @@ def object_sequences(
     reader = open_video(video, decoder)
     window: dict[int, np.ndarray] = {}  # the decoded frames some pending sequence still needs, by index
 
-    def first_of(center: int, last: int) -> int:
-        """The first frame of ``center``'s window: ``center - t``, shifted to keep the window inside 0 .. last."""
-        return min(max(center - half_window, 0), max(last - 2 * half_window, 0))
-
     def emit(center: int, last: int) -> Iterator[ObjectSequence]:
-        start = first_of(center, last)
+        start = window_start(center, half_window, last)
         for row in by_frame.get(center, []):
             track_id, box = int(row[1]), tuple(float(v) for v in row[2:6])
             crops = []
@@ -84,10 +87,12 @@ def object_sequences(
             for frame in chunk:
                 window[decoded] = frame
                 decoded += 1
-                while center < decoded and first_of(center, expected_last) + 2 * half_window < decoded:
+                while (center < decoded
+                       and window_start(center, half_window, expected_last) + 2 * half_window < decoded):
                     yield from emit(center, max(expected_last, decoded - 1))
                     center += 1
-                for index in [i for i in window if i < first_of(center, decoded - 1)]:  # safe for any true end
+                # safe for any true end
+                for index in [i for i in window if i < window_start(center, half_window, decoded - 1)]:
                     del window[index]
     finally:
         reader.close()

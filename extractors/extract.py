@@ -73,7 +73,8 @@ class ExtractConfig:
     snippet_frames: int = 16
     short_side: int = 256
     crop_size: int = 224
-    batch_size: int | None = None  # snippets per forward pass (each with all its crops); None: 32 on a GPU, 4 on the CPU
+    # snippets per forward pass (each with all its crops); None: 32 on a GPU, 4 on the CPU
+    batch_size: int | None = None
     device: str = "auto"
     decoder: str = "auto"
     # where resize and crops run: "host" (OpenCV, in the decode thread), "device" (the model's device: raw uint8
@@ -330,27 +331,27 @@ class FeatureStage(Stage):
     def model_inputs(self, batches: Iterable[tuple[int, np.ndarray]],
                      raw: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
         """``snippet_batches``' batches -> ``(first snippet index, (b crops, 3, L, S, S))`` normalised model inputs on
-        the device; ``raw`` batches are resized and cropped there and gathered into ``batch_size`` snippets."""
-        gathered: list[torch.Tensor] = []
+        the device, gathered into ``batch_size`` snippets; ``raw`` batches are resized and cropped there first."""
+        gathered: list[torch.Tensor] = []  # (b, crops, 3, L, S, S) pixel values not yet handed over
         first = 0
         for start, batch in batches:
             with torch.inference_mode():
-                if not raw:
-                    b, crops = batch.shape[:2]
-                    x = self._to_device(batch.reshape(b * crops, *batch.shape[2:])).permute(0, 4, 1, 2, 3).float()
-                    ready = self._normalised(x)
-                else:
-                    gathered.append(device_snippet_crops(self._to_device(batch), self.cfg.short_side,
-                                                         self.cfg.crop_size, self.cfg.crops))  # (b, crops, 3, L, S, S)
-                    first = start if len(gathered) == 1 else first
-                    if sum(len(g) for g in gathered) < self.batch_size:
-                        continue
-                    ready, gathered = self._normalised(torch.cat(gathered).flatten(0, 1)), []
-            yield (start if not raw else first), ready
+                x = self._to_device(batch)
+                x = (device_snippet_crops(x, self.cfg.short_side, self.cfg.crop_size, self.cfg.crops) if raw
+                     else x.permute(0, 1, 5, 2, 3, 4).float())
+            first = first if gathered else start
+            gathered.append(x)
+            if sum(len(g) for g in gathered) >= self.batch_size:
+                yield first, self._joined(gathered)
+                gathered = []
         if gathered:
-            with torch.inference_mode():
-                ready = self._normalised(torch.cat(gathered).flatten(0, 1))
-            yield first, ready
+            yield first, self._joined(gathered)
+
+    def _joined(self, gathered: list[torch.Tensor]) -> torch.Tensor:
+        """Gathered ``(b, crops, 3, L, S, S)`` pixel values -> one normalised ``(b crops, 3, L, S, S)`` input."""
+        with torch.inference_mode():
+            x = gathered[0] if len(gathered) == 1 else torch.cat(gathered)
+            return self._normalised(x.flatten(0, 1))
 
     def _normalised(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel values 0..255 ``(N, 3, L, S, S)`` -> the backbone's normalised input, in its memory format."""
@@ -388,7 +389,18 @@ class FeatureStage(Stage):
 
     def forward(self, clips: np.ndarray) -> np.ndarray:
         """``(b, crops, L, S, S, 3)`` uint8 crops -> ``(b, crops, D)`` float32 features (at once)."""
-        return next(self.feature_batches([(0, clips)]))[1]
+        return np.concatenate([features for _, features in self.feature_batches([(0, clips)])])
+
+    def snippet_features(self, frames: np.ndarray) -> np.ndarray:
+        """One snippet's ``(L, H, W, 3)`` uint8 frames -> its ``(crops, D)`` features, preprocessed as this stage
+        preprocesses a file (for live use)."""
+        raw = self.preprocess == "device"
+        batch = frames[None] if raw else self._host_crops(frames)[None]
+        return next(self.feature_batches([(0, batch)], raw=raw))[1][0]
+
+    def _host_crops(self, frames: np.ndarray) -> np.ndarray:
+        """``(L, H, W, 3)`` frames -> ``(crops, L, S, S, 3)`` uint8: resized and cropped with OpenCV."""
+        return snippet_crops(resize_frames(frames, self.cfg.short_side), self.cfg.crop_size, self.cfg.crops)
 
 
 def _landed(start: int, features: torch.Tensor, event: Any, crops: int) -> tuple[int, np.ndarray]:

@@ -72,12 +72,14 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
     """Score ``inputs`` (video files or folders) with the bundle ``config.model``; see the module docstring.
     ``extract``: an ``ExtractConfig`` with the extraction's speed options (device, batch size, decoder, threads;
     its feature-shaping fields are replaced by the bundle's)."""
+    from vad_pipeline.extractors.extract import ExtractConfig
     from vad_pipeline.models.apply import ScoreStage, feature_refs
     from vad_pipeline.models.bundle import load_bundle
     from vad_pipeline.models.data import scan_feature_dir
 
     if config.model is None:
         raise UserError("predict: --model BUNDLE is required (made by `vad-pipeline train`)")
+    extract = extract or ExtractConfig(progress=config.progress)
     bundle = load_bundle(config.model)
     failed: list[tuple[Path, str]] = []
     if bundle.method == "ssmtl":
@@ -97,7 +99,7 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
         if dim != bundle.feature_dim:
             raise UserError(f"{video.files[0]}: features of size {dim}, the model takes {bundle.feature_dim}; "
                             "extract them with the model's backbone")
-    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys, extract.device if extract is not None else "auto")
+    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys, extract.device)
     scored = run_stage(workspace, stage, feature_refs(videos, keys), progress=config.progress, executor=executor)
     failed += scored.failed
     assert scored.folder is not None
@@ -163,7 +165,7 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
         detector = None
     else:
         tracks_stage = track_stage_for(workspace, bundle, config.model, config.progress,
-                                       extract.device if extract is not None else "auto")
+                                       extract.device)
         paths = _video_paths(inputs)
         summary = run_stage(workspace, tracks_stage, paths, progress=config.progress, executor=executor)
         failed += summary.failed
@@ -178,7 +180,7 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
     failed += cut_failed
     cut_paths = {str(p) for p, _ in cut_failed}
     videos = [v for v in videos if str(v.video) not in cut_paths]
-    stage = SSMTLScoreStage(bundle, objects_folder, videos, extract.device if extract is not None else "auto")
+    stage = SSMTLScoreStage(bundle, objects_folder, videos, extract.device)
     scored = run_stage(workspace, stage, [v.ref(v.key) for v in videos], progress=config.progress, executor=executor)
     failed += scored.failed
     assert scored.folder is not None
@@ -249,7 +251,7 @@ def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, ext
     shaped = dataclasses.replace(
         base, backbone=spec["backbone"], crops=spec["crops"], tail=spec["tail"], snippet_frames=spec["snippet_frames"],
         short_side=spec["short_side"], crop_size=spec["crop_size"], precision=spec.get("precision", "fp32"),
-        weights="random" if random else base.weights)
+        preprocess=spec.get("preprocess", "host"), weights="random" if random else base.weights)
     stage = FeatureStage(shaped, workspace)
     ours = stage.config()
     differ = sorted(k for k in set(spec) | set(ours) if spec.get(k) != ours.get(k))

@@ -264,15 +264,11 @@ class _SnippetScorer:
         """``(start frame, end frame, score, arrival of the frame it waited for)`` of what is scored now."""
         import torch
 
-        from vad_pipeline.extractors.preprocess import resize_frames, snippet_crops
-
         self.pending.append(frame)
         if len(self.pending) < self.length:
             return []
         snippet, self.pending = np.stack(self.pending), []
-        cfg = self.stage.cfg
-        clip = snippet_crops(resize_frames(snippet, cfg.short_side), cfg.crop_size, cfg.crops)[None]
-        self.window.append(self.stage.forward(clip)[0])  # (crops, D)
+        self.window.append(self.stage.snippet_features(snippet))  # (crops, D)
         features = torch.from_numpy(np.stack(self.window).transpose(1, 0, 2).copy())  # (crops, n, D)
         with torch.no_grad():
             score = float(self.method.snippet_scores(features.to(self.stage.device))[:, -1].mean())
@@ -296,10 +292,9 @@ class _ObjectScorer:
 
         from .predict import teacher_for, track_stage_for
 
-        stage = track_stage_for(workspace, bundle, config.model, progress=False,
-                                device=extract.device if extract is not None else "auto")
+        stage = track_stage_for(workspace, bundle, config.model, progress=False, device=extract.device)
         teacher = teacher_for(bundle, config.model, stage.detector_path)
-        model = SSMTLModel.from_bundle(bundle, resolve_device(extract.device if extract is not None else "auto"))
+        model = SSMTLModel.from_bundle(bundle, resolve_device(extract.device))
         self.live = LiveObjectScorer(model, teacher, OnlineTracker(stage))
 
     def push(self, index: int, arrival: float, frame: np.ndarray) -> list[tuple[int, int, float, float]]:
@@ -313,6 +308,7 @@ def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any =
           emit: Callable[[dict[str, Any]], None] | None = None) -> WatchSummary:
     """Score ``source`` live with the bundle ``config.model``; see the module docstring. ``emit`` receives each
     JSON event (default: printed on stdout)."""
+    from vad_pipeline.extractors.extract import ExtractConfig
     from vad_pipeline.models.bundle import load_bundle
 
     emit = emit or (lambda event: print(json.dumps(event), flush=True))
@@ -321,6 +317,7 @@ def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any =
     if config.context < 1:
         raise UserError(f"--context {config.context}: at least 1 snippet")
     bundle = load_bundle(config.model)
+    extract = extract or ExtractConfig(progress=False)
     parse_source(source)  # a missing file is one line before any model loads
     scorer: _SnippetScorer | _ObjectScorer = (_ObjectScorer(workspace, bundle, config, extract)
                                               if bundle.method == "ssmtl" else

@@ -172,3 +172,28 @@ def test_torchcodec_decoder_extracts_the_same_features(tmp_path: Path) -> None:
         (path,) = (workdir / "features").glob("*/*.npy")
         arrays.append(np.load(path))
     np.testing.assert_array_equal(arrays[0], arrays[1])
+
+
+def test_a_bundle_gets_the_preprocessing_it_was_trained_with(tmp_path: Path, synthetic_dataset) -> None:
+    """``predict`` / ``watch`` shape the features stage from the bundle: asked for device preprocessing (a GPU's
+    default), a bundle trained on OpenCV-preprocessed features still gets OpenCV's (and the reverse), instead of a
+    refusal naming the difference; the live path (``snippet_features``) then gives the file path's features."""
+    from types import SimpleNamespace
+
+    from vad_pipeline.predict import feature_stage_for
+
+    workspace = Workspace(tmp_path / "w")
+    for trained in ("host", "device"):
+        made = FeatureStage(ExtractConfig(device="cpu", weights="random", preprocess=trained), workspace)
+        bundle = SimpleNamespace(features={"source": "workspace", "config": made.config()})
+        for asked in ("host", "device"):
+            stage = feature_stage_for(workspace, bundle, None,
+                                      ExtractConfig(device="cpu", preprocess=asked, progress=False))
+            assert stage.preprocess == trained and stage.config() == made.config()
+    _, videos = synthetic_dataset
+    stage.prepare()
+    reader = open_video(videos[0].path)
+    frames = next(reader.iter_chunks(16))
+    (_, batch), = list(stage.snippet_batches(_TensorReader(frames), 1, raw=True))
+    expected = next(stage.feature_batches([(0, batch)], raw=True))[1][0]
+    np.testing.assert_array_equal(stage.snippet_features(frames), expected)

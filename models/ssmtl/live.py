@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from vad_pipeline.detectors.crops import crop_box
+from vad_pipeline.detectors.crops import crop_box, window_start
 
 from .apply import SSMTLModel
 from .objects import VideoObjects
@@ -64,20 +64,15 @@ class LiveObjectScorer:
             self._add(tracked, image, rows)
             out += self._emit(final=False)
         while self.next_center <= self.last:
-            self._score(self.next_center, self._first_of(self.next_center, self.last))
+            self._score(self.next_center, window_start(self.next_center, self.half, self.last))
             self.next_center += 1
             out += self._emit(final=False)
         return out + self._emit(final=True)
 
-    def _first_of(self, center: int, last: int | None = None) -> int:
-        """The first frame of ``center``'s window: shifted inside the stream (its end, once known)."""
-        first = max(center - self.half, 0)
-        return first if last is None else min(first, max(last - 2 * self.half, 0))
-
     def _add(self, index: int, frame: np.ndarray, rows: np.ndarray) -> None:
         self.frames[index], self.rows[index], self.last = frame, rows, index
-        while self.next_center <= index and self._first_of(self.next_center) + 2 * self.half <= index:
-            self._score(self.next_center, self._first_of(self.next_center))
+        while self.next_center <= index and window_start(self.next_center, self.half) + 2 * self.half <= index:
+            self._score(self.next_center, window_start(self.next_center, self.half))
             self.next_center += 1
         for old in [i for i in self.frames if i < index - 2 * self.half]:  # the last 2h + 1 frames: every window
             del self.frames[old]  # still to cut starts there or later, the stream's end's shifted ones included

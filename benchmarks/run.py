@@ -163,15 +163,20 @@ def row_decode(video: str, decoder: str, gpu: bool = False, repeats: int = 7) ->
     return {"frames": frames, "seconds": best}
 
 
-def _feature_stage(tmp: Path, batch: int | None, precision: str = "auto", eager: bool = False, device: str = "auto",
-                   decoders: int | None = None) -> Any:
+def _feature_stage(tmp: Path, batch: int | None, precision: str | None = None, eager: bool = False,
+                   device: str = "auto", decoders: int | None = None) -> Any:
     """A prepared, warmed-up features stage; ``eager``: the plain forward (contiguous fp32, batch norms unfolded),
-    as it was before the CPU speed-up."""
+    as it was before the CPU speed-up. ``precision`` None: fp32 on the CPU (the rows compare like with like; the
+    bf16 row is apart), the stage's auto (fp16) on CUDA."""
     import numpy as np
 
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
     from vad_pipeline.workspace import Workspace
 
+    from vad_pipeline.devices import resolve_device
+
+    if precision is None:
+        precision = "fp32" if resolve_device(device).type == "cpu" else "auto"
     stage = FeatureStage(ExtractConfig(batch_size=batch, precision=precision, device=device, decoders=decoders,
                                        progress=False), Workspace(tmp))
     if eager:
@@ -208,11 +213,12 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int | N
                 device: str = "auto") -> dict[str, Any]:
     """scale/1x, 4x, 16x (the stage end to end, after one warm-up video), then extract/pipeline (= the 16x clip)
     and extract/bare-forward alternated ``repeats`` times, best pass of each; extract/eager-fp32-forward (the
-    forward as it was before the CPU speed-up, its reference) and, on the CPU,
+    forward as it was before the CPU speed-up, its reference) and, on a CPU with native bf16,
     extract/pipeline-bf16 (``--precision bf16``), each alternated with them."""
     import torch
 
     from vad_pipeline.decode import open_video
+    from vad_pipeline.devices import native_bf16
     from vad_pipeline.workspace import Workspace
 
     best = Best()
@@ -241,7 +247,9 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int | N
             return 16 * sum(len(clip) for clip in batches)
 
         eager = _feature_stage(Path(tmp), batch, precision="fp32", eager=True, device=device)
-        bf16 = _feature_stage(Path(tmp), batch, precision="bf16", device=device) if stage.device.type == "cpu" else None
+        # bf16 only where this CPU computes it natively: emulated, one forward took over 300 s on an AVX2 CPU
+        bf16 = (_feature_stage(Path(tmp), batch, precision="bf16", device=device)
+                if stage.device.type == "cpu" and native_bf16("cpu") else None)
         for attempt in range(repeats):
             if attempt:  # the first pipeline pass is the scale/16x one
                 pipeline(clips["16"], "extract/pipeline")
@@ -565,7 +573,10 @@ def _ratio(rows: dict[str, dict[str, Any]], top: str, bottom: str, key: str = "f
 def machine() -> dict[str, Any]:
     import torch
 
+    from vad_pipeline.devices import cpu_description, native_bf16
+
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "cpu": cpu_description(), "native_bf16": native_bf16("cpu"),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 

@@ -65,11 +65,12 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                  crop_size: int = 64, epochs: int = 10, train_stride: int = 1, variant: str = "shallow-narrow",
                  tasks: tuple[str, ...] = ("aot", "mi", "mbp", "kd"), ablation: bool = False,
                  seeds: tuple[int, ...] = (0,), detector: str | None = None, device: str = "auto",
-                 sigma: float = 3.0, lr_schedule: str = "constant", mirror: bool = False, precision: str = "fp32",
+                 sigma: float = 3.0, lr_schedule: str = "constant", mirror: bool = False, precision: str = "auto",
                  progress: bool = True) -> dict[str, Any]:
     """Run the protocol end to end (cached in ``workdir``) and return the results record: coverage diagnostics,
     the two trivial baselines, SSMTL per seed (and per task alone with ``ablation``) with mean and spread."""
     from vad_pipeline.datasets import find_layout, materialize, ucsd_mask_archive
+    from vad_pipeline.devices import cpu_description, resolve_device, resolve_precision
     from vad_pipeline.detectors.tracks import TrackConfig, read_tracks
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
@@ -83,6 +84,7 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    precision = resolve_precision(precision, resolve_device(device))  # auto: bf16 only where it is native
     layout = find_layout(data)
     workspace = Workspace(workdir)
     names = materialize(layout, workspace.root / "imported")
@@ -172,6 +174,7 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                      "lr_schedule": lr_schedule, "mirror": mirror, "precision": precision, "seeds": list(seeds),
                      "sigma": sigma,
                      "device": device},
+        "cpu": cpu_description(),
         "coverage": {"overall": total.as_dict(), "per_clip": per_clip} if per_clip else None,
         "baselines": baselines, "results": results, "timings": timings,
         "report": str(workspace.root / "report" / "index.html"),
@@ -206,7 +209,7 @@ def print_table(record: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from vad_pipeline.models.ssmtl import SSMTLConfig
-    from vad_pipeline.devices import PRECISIONS
+    from vad_pipeline.devices import PRECISION_CHOICES
     from vad_pipeline.models.ssmtl.runner import LR_SCHEDULES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=SSMTLConfig.lr_schedule)
     parser.add_argument("--mirror", action="store_true", help="mirrored motion is equally normal (see ssmtl)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=SSMTLConfig.precision,
-                        help="ssmtl training and scoring precision (bf16: mixed, on CPUs with bf16 and GPUs)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default=SSMTLConfig.precision,
+                        help="ssmtl training and scoring precision (auto: bf16 where the CPU or GPU has it natively, "
+                             "else fp32)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ssmtl_ped2.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

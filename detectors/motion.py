@@ -5,7 +5,7 @@ anomalous: Ped2's cyclists with their bicycles, skaters, carts. Background subtr
 Before the first frame, the background model is seeded with the per-pixel median of the video's first ``warmup``
 frames (``warm_up``): left to learn from frame 0 on, MOG2 absorbs whatever is in view at the start (on Ped2 many
 test clips open with a cyclist in the scene) and for its first frames sees only object edges. Per frame
-(processed at ``work_height`` rows, never upscaled): grey, Gaussian blur, OpenCV MOG2 foreground (no shadow class), a morphological opening (removes speckle) then a closing (joins the parts of one object: rider and
+(processed at ``work_height`` rows, scaled down or up, so every pixel setting is a fixed fraction of the frame): grey, Gaussian blur, OpenCV MOG2 foreground (no shadow class), a morphological opening (removes speckle) then a closing (joins the parts of one object: rider and
 bicycle, legs and body), 8-connected components of at least ``min_area`` pixels (and at most ``max_area`` of the frame) -> one box each, in original
 pixels, with the component's foreground fraction of its box.
 
@@ -50,7 +50,7 @@ class MotionConfig:
     min_area: int = 80  # smallest component kept, in pixels
     max_area: float = 0.25  # components larger than this fraction of the frame are a global change (the first
     # frame, which MOG2 marks all foreground; a light switch), not an object
-    work_height: int = 240  # frames taller than this are downscaled to it first
+    work_height: int = 240  # frames are scaled to this many rows first (down or up): pixel settings are relative
     warmup: int = 50  # frames whose per-pixel median seeds the background model (0: learn from frame 0 on)
     conf: float = 0.5  # the confidence a proposal enters the tracker with
     iou: float = 0.3  # a proposal with this IoU or more with a detection is that detection
@@ -82,13 +82,15 @@ class MotionProposer:
         self._scale = 1.0
 
     def _prepare(self, frame_rgb: np.ndarray) -> np.ndarray:
-        """Grey, at most ``work_height`` rows, blurred."""
+        """Grey, at ``work_height`` rows, blurred."""
         height, width = frame_rgb.shape[:2]
         grey = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
-        self._scale = min(1.0, self.cfg.work_height / height)
-        if self._scale < 1.0:
+        # Every frame is processed at work_height rows, smaller ones scaled up too: the kernels and areas below are
+        # then the same fraction of the frame on any dataset (Ped1's 158 rows as Ped2's 240 or Avenue's 360).
+        self._scale = self.cfg.work_height / height
+        if self._scale != 1.0:
             grey = cv2.resize(grey, (max(1, round(width * self._scale)), self.cfg.work_height),
-                              interpolation=cv2.INTER_AREA)
+                              interpolation=cv2.INTER_AREA if self._scale < 1.0 else cv2.INTER_LINEAR)
         if self.cfg.blur:
             grey = cv2.GaussianBlur(grey, (self.cfg.blur, self.cfg.blur), 0)
         return grey

@@ -45,7 +45,7 @@ from .yolo import load_detector, probability_predictor, resolve_detector
 log = logging.getLogger(__name__)
 
 TRACKS_SCHEMA = "vad-pipeline/tracks/1"
-TRACKS_VERSION = 1
+TRACKS_VERSION = 2  # 2: motion proposals at work_height rows for frames smaller than it too (scaled up)
 TRACKER = "bytetrack.yaml"
 OBJECT_SOURCES = ("detector", "motion", "both")
 

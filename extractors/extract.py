@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from vad_pipeline.atomic import atomic_path, save_json_atomic
 from vad_pipeline.decode import FrameReader, open_video
-from vad_pipeline.devices import autocast, resolve_device, resolve_precision
+from vad_pipeline.devices import PRECISION_CHOICES, autocast, resolve_device, resolve_precision
 from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
 from vad_pipeline.prefetch import Prefetcher
 from vad_pipeline.stage import RunSummary, Stage
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 FEATURE_SCHEMA = "vad-pipeline/features/1"
 EXTRACTION_VERSION = 1  # bump when a change alters feature values, so old caches are not reused
 TAIL_MODES = ("drop", "pad")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = PRECISION_CHOICES
 PREPROCESS_MODES = ("auto", "host", "device")
 RAW_BATCH_BYTES = 256 * 2**20  # at most this much of raw frames per transfer to the device (HD video: fewer snippets)
 
@@ -83,7 +83,8 @@ class ExtractConfig:
     decoders: int | None = None  # videos decoded at once (the next ones read ahead); None: 4 on a GPU, 1 on the CPU
     prefetch_batches: int = 2
     threads: int | None = None  # torch intra-op threads (None: torch's default, one per physical core)
-    # "auto" = fp16 on CUDA, fp32 on CPU; "fp32"; "bf16" (autocast: CPUs with bf16 support, GPUs); "fp16" (CUDA)
+    # "auto" = fp16 on CUDA; on the CPU bf16 where it is native (AVX-512 BF16 / AMX), else fp32; "fp32"; "bf16"
+    # (autocast; refused where the CPU would emulate it); "fp16" (CUDA)
     precision: str = "auto"
     progress: bool = True
 
@@ -117,7 +118,7 @@ class FeatureStage(Stage):
             "random-seed-0" if self.weights.is_random else workspace.manifest.sha256_of(self.weights.path)
         )
         self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
+        self.precision = resolve_precision(config.precision, self.device, cuda_auto="fp16")
         on_gpu = self.device.type == "cuda"
         self.batch_size = config.batch_size or (32 if on_gpu else 4)
         self.preprocess = config.preprocess if config.preprocess != "auto" else ("device" if on_gpu else "host")

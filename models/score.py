@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
-from vad_pipeline.devices import check_precision, resolve_device
+from vad_pipeline.devices import resolve_device, with_resolved_precision
 from vad_pipeline.errors import UserError
 from vad_pipeline.frame_scores import snippet_to_frames
 from vad_pipeline.hashing import config_hash
@@ -76,7 +76,8 @@ class TrainConfig:
     holdout: float = 0.2  # fraction of the normal training videos held out to calibrate the threshold
     out: Path | None = None  # also write the bundle here
     device: str = "auto"  # where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N
-    precision: str = "fp32"  # fp32, or mixed precision: bf16 (CPUs with bf16 and GPUs) or fp16 (CUDA)
+    # auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (CUDA): mixed precision
+    precision: str = "auto"
     force: bool = False
     progress: bool = True
 
@@ -214,7 +215,7 @@ def train_bundle(workspace: Workspace, config: TrainConfig, videos: list[VideoFe
     see the module docstring."""
     method_cls = get_method(config.method)
     options = build_options(method_cls, config)
-    check_precision(config.precision, resolve_device(config.device))
+    config = with_resolved_precision(config)
     by_name = {v.name: v for v in videos}
     held_out = calibration_videos(train_names, labels, splits, config.holdout)
     fit_names = sorted(set(train_names) - set(held_out))
@@ -327,6 +328,7 @@ def train_model(workspace: Workspace, config: TrainConfig) -> TrainedModel:
 def score_videos(workspace: Workspace, config: ScoreConfig, executor: Executor | None = None) -> ScoreSummary:
     """Train (or load) the method's bundle, then score every video through the ``scores`` stage; see the module
     docstring. ``executor``: where the per-video scoring runs (default: this process)."""
+    config = with_resolved_precision(config)
     videos, labels, splits, train_names, test_names, spec = prepare_training(workspace, config)
     model = train_bundle(workspace, config, videos, labels, splits, train_names, spec)
     keys = _file_keys(workspace, videos)

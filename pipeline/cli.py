@@ -20,6 +20,9 @@ from .errors import UserError, disk_full, disk_full_error
 from .logs import setup_logging
 from .workspace import DEFAULT_WORKDIR, Workspace
 
+# devices.PRECISION_CHOICES, written out so that building the parser imports no torch (a test keeps them equal)
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
 log = logging.getLogger("vad_pipeline.cli")
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -56,8 +59,9 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
                              "containers; see README 'Decoding')")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: one per physical core)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                        help="backbone precision: auto = fp16 on CUDA, fp32 on CPU; bf16 = mixed precision (CPUs "
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="backbone precision: auto = fp16 on CUDA, on the CPU bf16 where it is native (AVX-512 "
+                             "BF16 / AMX), else fp32; bf16 = mixed precision (CPUs "
                              "with bf16, GPUs); fp16 = CUDA only")
 
 
@@ -85,9 +89,10 @@ def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
                              f"above it (default {far})")
     parser.add_argument("--device", default="auto",
                         help="where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                        help="training and scoring: fp32 (default), bf16 mixed precision (CPUs with bf16 and GPUs) "
-                             "or fp16 (CUDA)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="training and scoring: auto (default: bf16 where the CPU or GPU computes it natively, "
+                             "else fp32), fp32, bf16 mixed precision (refused where it would be emulated) or fp16 "
+                             "(CUDA)")
     parser.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
 
 
@@ -364,8 +369,9 @@ def _ssmtl_options(parser: argparse.ArgumentParser) -> None:
                        help="shallow-narrow (default), shallow-wide, deep-narrow or deep-wide")
     ssmtl.add_argument("--tasks", default="aot,mi,mbp,kd",
                        help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd "
-                            "(knowledge distillation), default all four; and knn (distance to the nearest normal "
-                            "training objects' appearance)")
+                            "(knowledge distillation), default all four; and the attributes scored against the "
+                            "normal training objects: knn (appearance), vel (speed and place, from optical flow), "
+                            "speed (excess speed over the objects seen at that place)")
     ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
     ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
     ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")

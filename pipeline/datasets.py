@@ -107,7 +107,8 @@ def find_layout(root: Path) -> Layout:
                  if p.suffix.lower() in VIDEO_EXTENSIONS]
         clips += [Clip(p.stem, p, "test") for p in sorted((root / "testing_videos").iterdir())
                   if p.suffix.lower() in VIDEO_EXTENSIONS]
-        truth = [p for p in (root / "avenue.mat", root / "testing_label_mask") if p.exists()][:1]
+        # frame labels and pixel masks: both when both are there (the masks give RBDC / TBDC)
+        truth = [p for p in (root / "avenue.mat", root / "testing_label_mask") if p.exists()]
         return Layout("avenue", root, clips, truth)
     raise UserError(f"--data {root}: not a known layout (UCSD Ped jpg or original, Avenue, ShanghaiTech); see "
                     "vad_pipeline.datasets")

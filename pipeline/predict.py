@@ -73,6 +73,7 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
     ``extract``: an ``ExtractConfig`` with the extraction's speed options (device, batch size, decoder, threads;
     its feature-shaping fields are replaced by the bundle's)."""
     from vad_pipeline.extractors.extract import ExtractConfig
+    from vad_pipeline.devices import resolve_device, resolve_precision
     from vad_pipeline.models.apply import ScoreStage, feature_refs
     from vad_pipeline.models.bundle import load_bundle
     from vad_pipeline.models.data import scan_feature_dir
@@ -99,7 +100,9 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
         if dim != bundle.feature_dim:
             raise UserError(f"{video.files[0]}: features of size {dim}, the model takes {bundle.feature_dim}; "
                             "extract them with the model's backbone")
-    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys, extract.device)
+    # scored as `score` scores: in the precision this device runs natively (auto)
+    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys, extract.device,
+                       resolve_precision("auto", resolve_device(extract.device)))
     scored = run_stage(workspace, stage, feature_refs(videos, keys), progress=config.progress, executor=executor)
     failed += scored.failed
     assert scored.folder is not None
@@ -240,6 +243,7 @@ def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, ext
                       progress: bool = True) -> Any:
     """The ``features`` stage that makes the features ``bundle`` was trained on, with the speed options of
     ``extract`` (an ``ExtractConfig``); one clear line when this machine would make other features."""
+    from vad_pipeline.devices import native_bf16, resolve_device
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
 
     if bundle.features.get("source") != "workspace":
@@ -248,13 +252,20 @@ def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, ext
     spec = bundle.features["config"]
     random = str(spec.get("weights_sha256", "")).startswith("random")
     base = extract or ExtractConfig(progress=progress)
+    precision = spec.get("precision", "fp32")
+    device_type = resolve_device(base.device).type
+    if (precision == "bf16" and not native_bf16(device_type)) or (precision == "fp16" and device_type != "cuda"):
+        # mixed-precision features follow fp32 ones within cosine 0.999; emulated bf16 would be 14-37x slower
+        log.warning("%s: trained on %s features, which this machine does not compute natively; extracting fp32 "
+                    "features instead (they agree within cosine 0.999)", model, precision)
+        precision = "fp32"
     shaped = dataclasses.replace(
         base, backbone=spec["backbone"], crops=spec["crops"], tail=spec["tail"], snippet_frames=spec["snippet_frames"],
-        short_side=spec["short_side"], crop_size=spec["crop_size"], precision=spec.get("precision", "fp32"),
+        short_side=spec["short_side"], crop_size=spec["crop_size"], precision=precision,
         preprocess=spec.get("preprocess", "host"), weights="random" if random else base.weights)
     stage = FeatureStage(shaped, workspace)
     ours = stage.config()
-    differ = sorted(k for k in set(spec) | set(ours) if spec.get(k) != ours.get(k))
+    differ = sorted(k for k in set(spec) | set(ours) if k != "precision" and spec.get(k) != ours.get(k))
     if differ:
         k = differ[0]
         hint = ("pass --weights with the checkpoint the model was trained with" if k == "weights_sha256"
@@ -308,15 +319,19 @@ def _write_outputs(out: Path, scores_folder: Path, videos: list[_Described], met
         scores = np.load(target, allow_pickle=False)
         frame_level = method == "ssmtl"
         extras_file = scores_folder / f"{video.key}.extras.npz"
-        attention = None
-        if extras_file.is_file() and not frame_level:
+        attention, attributes = None, None
+        if extras_file.is_file():
             with np.load(extras_file, allow_pickle=False) as archive:
-                attention = archive["attention"] if "attention" in archive.files else None
+                if frame_level:  # per-task frame scores: each alert names the attribute that made it
+                    attributes = {k[len("task_"):]: archive[k] for k in archive.files if k.startswith("task_")}
+                else:
+                    attention = archive["attention"] if "attention" in archive.files else None
         frames = int(video.frames or (len(scores) if frame_level else 16 * len(scores)))
         frame_scores = (scores if frame_level else snippet_to_frames(scores, frames)).astype(np.float32)
         frame_file = out / "frames" / f"{video.key}.npy"
         save_npy_atomic(frame_file, frame_scores)
-        video_rows = [a.row(video.name, video.key, video.fps, threshold) for a in find_alerts(frame_scores, threshold)]
+        video_rows = [a.row(video.name, video.key, video.fps, threshold, attributes)
+                      for a in find_alerts(frame_scores, threshold)]
         rows += video_rows
         proposals = tcam_proposals(scores, attention, frames, threshold=config.proposal_threshold,
                                    snippet=1 if frame_level else 16)

@@ -18,8 +18,10 @@ LABELS_FILE = "labels.json"
 
 #: columns of ``alerts.csv`` (one row per alert: a run of frames whose score is above the alarm threshold; frames
 #: are 0-based and ``end_frame`` is inclusive; times are ``frame / fps`` in seconds, empty when fps is unknown)
+#: ``attribute``: for object-centric methods the task / attribute (``vel``, ``knn``, ``mi`` ...) whose standardised
+#: score is highest at the peak frame, what made the frame anomalous; empty for snippet methods
 ALERT_COLUMNS = ("video", "video_id", "start_frame", "end_frame", "start_s", "end_s", "peak_frame", "peak_score",
-                 "threshold")
+                 "threshold", "attribute")
 
 #: leading columns of ``scores/<method>-<hash>/<key>.objects.csv`` (one row per scored object; then one column per
 #: task): the frame, the track, the box in the video's pixels and the object's combined anomaly score

@@ -29,15 +29,24 @@ class Alert:
     peak_frame: int
     peak_score: float
 
-    def row(self, video: str, video_id: str, fps: float | None, threshold: float) -> dict[str, Any]:
-        """The alert as an ``alerts.csv`` row (times in seconds when ``fps`` is known)."""
+    def row(self, video: str, video_id: str, fps: float | None, threshold: float,
+            attributes: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The alert as an ``alerts.csv`` row (times in seconds when ``fps`` is known); ``attributes``: per task /
+        attribute its ``(N,)`` standardised frame scores, the highest at the peak frame names the alert's cause."""
 
         def seconds(frame: int) -> float | str:
             return round(frame / fps, 3) if fps else ""
 
         return {"video": video, "video_id": video_id, "start_frame": self.start_frame, "end_frame": self.end_frame,
                 "start_s": seconds(self.start_frame), "end_s": seconds(self.end_frame + 1),
-                "peak_frame": self.peak_frame, "peak_score": round(self.peak_score, 6), "threshold": threshold}
+                "peak_frame": self.peak_frame, "peak_score": round(self.peak_score, 6), "threshold": threshold,
+                "attribute": dominant_attribute(attributes, self.peak_frame) if attributes else ""}
+
+
+def dominant_attribute(attributes: dict[str, np.ndarray], frame: int) -> str:
+    """The task / attribute whose standardised ``(N,)`` frame score is highest at ``frame``."""
+    values = {name: float(scores[min(frame, len(scores) - 1)]) for name, scores in attributes.items() if len(scores)}
+    return max(values, key=values.__getitem__) if values else ""
 
 
 def find_alerts(frame_scores: np.ndarray, threshold: float) -> list[Alert]:

@@ -31,6 +31,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the other files keep their order
 
 
+def _native_bf16() -> bool:
+    from vad_pipeline.devices import native_bf16
+
+    return native_bf16("cpu")
+
+
+# bf16 on a CPU that only emulates it (no AVX-512 BF16 / AMX) is 14-37x slower: one such test ran over 10 minutes
+native_bf16_only = pytest.mark.skipif("not __import__('conftest')._native_bf16()",
+                                      reason="this CPU has no native bf16 (AVX-512 BF16 / AMX); bf16 would be emulated")
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared/data; the test is skipped (with the reason) when the folder is not there."""
     path = SHARED_DATA.joinpath(*parts)

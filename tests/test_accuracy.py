@@ -98,8 +98,12 @@ def test_ped2_suite_runs_unchanged_on_the_original_ucsd_layout(tmp_path: Path, c
     printed = capsys.readouterr().out
     assert "baseline: frame-difference energy" in printed and "baseline: largest object speed" in printed
     assert "coverage:" in printed
-    record = json.loads((tmp_path / "work" / "accuracy.json").read_text())["ped2"]
+    # another scene than ../shared's Ped2 is kept apart, under its folder's name
+    record = json.loads((tmp_path / "work" / "accuracy.json").read_text())["ped2-UCSDped2"]
+    assert (tmp_path / "work" / "ped2-UCSDped2" / "tracks").is_dir()
     assert record["dataset"] == "ucsd" and record["clips"] == {"train": 3, "test": 2}
+    # the precision auto chose, and the CPU flags it was measured with
+    assert record["precision"] in ("fp32", "bf16") and "flags" in record["machine"] and "flags" in record["cpu"]
     # the cart is found by motion (no detector class covers it) in most of its frames
     assert record["coverage"]["overall"]["region_coverage"] >= 0.8
     # one two-class clip: the fast cart makes frame differences rise, so the baseline ranks it above chance

@@ -99,10 +99,10 @@ def _choices(subcommand: list[str], dest: str) -> tuple:
 
 def test_cli_choices_come_from_the_code() -> None:
     """Option choices written in the parser (it imports no models) equal the lists the code accepts."""
-    from vad_pipeline.devices import PRECISIONS
+    from vad_pipeline.devices import PRECISION_CHOICES
     from vad_pipeline.extractors.extract import PRECISIONS as EXTRACT_PRECISIONS
     from vad_pipeline.models.ssmtl.runner import LR_SCHEDULES
 
     assert _choices(["score"], "lr_schedule") == LR_SCHEDULES
-    assert _choices(["score"], "precision") == PRECISIONS
+    assert _choices(["score"], "precision") == PRECISION_CHOICES
     assert _choices(["extract"], "precision") == EXTRACT_PRECISIONS

@@ -24,6 +24,19 @@ def test_ped2_jpg_layout_from_shared_data() -> None:
     assert truth.get("04").masks is not None and truth.get("04").num_frames == 180
 
 
+def test_avenue_8_gives_frame_labels_and_pixel_masks() -> None:
+    """Avenue's ``avenue.mat`` (frame labels) and ``testing_label_mask/`` (pixel masks) are both read, so the region
+    metrics (RBDC / TBDC) exist for Avenue as for Ped2; the masks' frames agree with the labels."""
+    layout = find_layout(shared_path("avenue-8"))
+    assert layout.kind == "avenue"
+    assert [p.name for p in layout.ground_truth] == ["avenue.mat", "testing_label_mask"]
+    truth = load_many(layout.ground_truth)
+    clip = truth.get("19")
+    assert clip is not None and clip.masks is not None and clip.masks.shape == (248, 360, 640)
+    assert clip.frame_labels(248).sum() == 140
+    assert np.array_equal(clip.masks.reshape(248, -1).any(axis=1), clip.frame_labels(248).astype(bool))
+
+
 def _frames(folder: Path, count: int, suffix: str, seed: int) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import native_bf16_only
 import torch
 from sklearn.metrics import roc_auc_score
 
@@ -87,7 +89,7 @@ def test_scores_are_cached_and_seeded(feature_set, tmp_path: Path) -> None:
 def test_align_records_its_preset_and_extras(feature_set, tmp_path: Path) -> None:
     root, folder, labels, videos = feature_set
     summary = score_videos(Workspace(tmp_path / "w"), ScoreConfig(method="align", features=folder, labels=labels,
-                                                                  progress=False, epochs=2,
+                                                                  progress=False, epochs=2, precision="fp32",
                                                                   options={"preset": "code"}))
     options = json.loads((summary.folder / "train.json").read_text())["config"]["options"]
     assert options["preset"] == "code" and options["kernel"] == 5 and options["alpha_sparsity"] == 0.002
@@ -104,6 +106,7 @@ def _frame_scores(bundle_path: Path, videos, device: str = "cpu", precision: str
     return np.concatenate([score_features(method, v.features, precision)[0] for v in videos if v.split == "test"])
 
 
+@native_bf16_only
 def test_bf16_training_learns_and_bf16_scoring_follows_fp32(feature_set, tmp_path: Path) -> None:
     """``--precision bf16`` on the CPU: mil trains under autocast and still separates; bf16 scores are cached apart
     from fp32 ones, and the bundle scored in bf16 follows its fp32 scores (cosine >= 0.999)."""

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared_path
+from conftest import native_bf16_only, shared_path
+from vad_pipeline.cli import main
 from vad_pipeline.decode import open_video
-from vad_pipeline.devices import autocast, check_precision, resolve_precision
+from vad_pipeline.devices import autocast, check_precision, native_bf16, resolve_precision
 from vad_pipeline.errors import UserError
 from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
 from vad_pipeline.workspace import Workspace
@@ -58,6 +59,7 @@ def test_cpu_forward_equals_eager_fp32(tmp_path: Path, backbone: str, request: p
     assert np.abs(features - reference).max() <= 1e-4 * np.abs(reference).max()
 
 
+@native_bf16_only
 @pytest.mark.slow
 def test_bf16_features_follow_fp32_on_kinetics_weights(tmp_path: Path, i3d_weights: Path) -> None:
     """bf16 autocast features of real clips: cosine >= 0.999 to fp32 for every snippet, and their own cache key."""
@@ -72,14 +74,63 @@ def test_bf16_features_follow_fp32_on_kinetics_weights(tmp_path: Path, i3d_weigh
     assert bf16.config()["precision"] == "bf16" and "precision" not in fp32.config()
 
 
-def test_precision_names_resolve_per_device() -> None:
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_auto_precision_follows_the_hardware(native: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` is bf16 only where the device computes bf16 natively (simulated both ways), else fp32; the feature
+    extractor keeps fp16 on CUDA; bf16 asked for where it would be emulated is one clear error."""
+    monkeypatch.setenv("VAD_NATIVE_BF16", native)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", cuda) == "fp16"
-    assert resolve_precision("bf16", cpu) == "bf16"
+    assert native_bf16("cpu") is (native == "1")
+    assert resolve_precision("auto", cpu) == ("bf16" if native == "1" else "fp32")
+    assert resolve_precision("auto", cuda) == ("bf16" if native == "1" else "fp32")
+    assert resolve_precision("auto", cuda, cuda_auto="fp16") == "fp16"
+    assert resolve_precision("fp32", cpu) == "fp32"
+    if native == "1":
+        assert resolve_precision("bf16", cpu) == "bf16"
+    else:
+        with pytest.raises(UserError, match="no native bf16.*emulated.*use --precision auto or fp32"):
+            check_precision("bf16", cpu)
     with pytest.raises(UserError, match="--precision fp16 needs a CUDA device"):
         check_precision("fp16", cpu)
     with pytest.raises(UserError, match="choose one of"):
         check_precision("int8", cpu)
+
+
+def test_the_hardware_answer_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an override, the CPU's answer is its flags: AVX-512 BF16 or AMX means native."""
+    from vad_pipeline import devices
+
+    monkeypatch.delenv("VAD_NATIVE_BF16", raising=False)
+    devices._hardware_bf16.cache_clear()
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "fma"})
+    assert not devices.native_bf16("cpu")
+    devices._hardware_bf16.cache_clear()
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert devices.native_bf16("cpu")
+    devices._hardware_bf16.cache_clear()
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    assert devices.native_bf16("cpu")
+    devices._hardware_bf16.cache_clear()
+
+
+@pytest.mark.parametrize("command", [["extract", "nothing-here.mp4", "--stages", "features"],
+                                     ["score", "--method", "mil"], ["score", "--method", "ssmtl"]])
+def test_bf16_where_it_would_be_emulated_is_one_line(command: list[str], tmp_path: Path, capsys,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU without native bf16 (simulated), ``--precision bf16`` stops with one line naming the fix, before any
+    work: extract, the weak scorers and SSMTL alike."""
+    monkeypatch.setenv("VAD_NATIVE_BF16", "0")
+    (tmp_path / "nothing-here.mp4").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    code = main(command + ["--workdir", str(tmp_path / "work"), "--device", "cpu", "--precision", "bf16", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1 and "--precision bf16: this CPU has no native bf16" in err[0]
+    assert "use --precision auto or fp32" in err[0] and "Traceback" not in err[0]
+
+
+def test_autocast_runs_the_named_precision() -> None:
+    cpu = torch.device("cpu")
     with autocast(cpu, "bf16"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     with autocast(cpu, "fp32"):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import native_bf16_only
 import torch
 
 from vad_pipeline.cli import main
@@ -182,6 +184,7 @@ def test_changed_tracks_are_cut_again(trained, tmp_path: Path) -> None:
     assert again["objects"] == (len(lines) - 1) // 2 < meta["objects"]
 
 
+@native_bf16_only
 def test_bf16_scores_follow_fp32() -> None:
     """Mixed-precision scoring (``precision="bf16"``) follows fp32: each task's scores within 2 % of the largest
     magnitude and correlated >= 0.98 with the fp32 ones, on an untrained network whose motion logits spread by only
@@ -212,6 +215,7 @@ def test_fp16_on_the_cpu_is_one_clear_error(tmp_path: Path, capsys) -> None:
     assert "--precision fp16 needs a CUDA device" in capsys.readouterr().err
 
 
+@native_bf16_only
 @pytest.mark.slow
 def test_bf16_training_learns(tmp_path: Path) -> None:
     """Training under bf16 autocast lowers every task's loss and is recorded in the model's key and train.json."""
@@ -228,10 +232,10 @@ def test_bf16_training_learns(tmp_path: Path) -> None:
 
 
 def test_appearance_memory_leaves_out_the_own_video() -> None:
-    from vad_pipeline.models.ssmtl.memory import AppearanceMemory
+    from vad_pipeline.models.ssmtl.memory import ObjectMemory
 
     unit = np.eye(4, dtype=np.float32)
-    memory = AppearanceMemory.of_videos([unit[:2], unit[2:]], torch.device("cpu"), k=1)
+    memory = ObjectMemory.of_videos([unit[:2], unit[2:]], torch.device("cpu"), k=1)
     queries = torch.from_numpy(unit[[0, 2]])
     np.testing.assert_allclose(memory.distances(queries).numpy(), [0.0, 0.0])  # each finds itself
     # left out of their own video, they are orthogonal to everything the other video holds

@@ -3,6 +3,7 @@ runs the tracks, objects and scores stages with the bundle's own spec, never ret
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -37,7 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     assert main(["extract", str(root / "data" / "videos"), "--stages", "tracks", "--objects", "motion",
                  "--workdir", str(workdir), "-q"]) == 0
     assert main(["train", "--method", "ssmtl", "--labels", str(root / "data" / "labels.csv"), "--crop-size", "32",
-                 "--epochs", "1", "--tasks", "aot,mbp,knn", "--far", "0.05", "--workdir", str(workdir), "-q"]) == 0
+                 "--epochs", "1", "--tasks", "aot,mbp,knn,speed", "--far", "0.05", "--workdir", str(workdir), "-q"]) == 0
     (bundle_path,) = (workdir / "models").glob("ssmtl-*.pt")
     return root, workdir, new, bundle_path
 
@@ -45,13 +46,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 def test_ssmtl_bundle_holds_what_applying_it_needs(trained) -> None:
     root, workdir, new, bundle_path = trained
     bundle = load_bundle(bundle_path)
-    assert bundle.method == "ssmtl" and bundle.options["tasks"] == ["aot", "mbp", "knn"]
+    assert bundle.method == "ssmtl" and bundle.options["tasks"] == ["aot", "mbp", "knn", "speed"]
     assert bundle.features["source"] == "tracks" and bundle.features["tracks"]["objects"] == "motion"
     assert bundle.features["teacher"].startswith("detector:")
-    assert set(bundle.scales) == {"aot", "mbp", "knn", "floor"}
+    assert set(bundle.scales) == {"aot", "mbp", "knn", "speed", "floor"}
     assert bundle.calibration["on"] == "held-out" and len(bundle.calibration["videos"]) == 1
     assert set(bundle.calibration["videos"]).isdisjoint(bundle.training["videos"])
     assert bundle.state_dict["memory.bank"].shape[0] == bundle.training["objects"] > 0
+    # the speed memory: (speed, row, column) of every training object, as the bundle keeps it
+    assert tuple(bundle.state_dict["speed_memory.bank"].shape) == (bundle.training["objects"], 3)
     assert bundle.calibration["measured_far"] <= 0.05
 
 
@@ -66,7 +69,9 @@ def test_ssmtl_predict_on_new_videos_never_retrains_and_caches(trained, capsys) 
         frames = np.load(record["frame_scores"])
         assert frames.shape == (record["frames"],) == (32,) and record["snippets"] is None
         assert record["video"].startswith(str(new))
-    assert (out / "alerts.csv").read_text().startswith("video,video_id,start_frame")
+    with open(out / "alerts.csv", newline="") as handle:
+        alerts = list(csv.DictReader(handle))
+    assert alerts and all(row["attribute"] in ("aot", "mbp", "knn", "speed") for row in alerts), alerts
     assert sorted((workdir / "models").iterdir()) == models_before  # nothing trained
 
     # the bundle, loaded again, gives the scores predict wrote (a round trip through the file)

@@ -30,19 +30,21 @@ import numpy as np
 import torch
 
 from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
-from vad_pipeline.devices import autocast, resolve_device
+from vad_pipeline.detectors.flow import speed_and_place
+from vad_pipeline.devices import autocast, native_bf16, resolve_device
 from vad_pipeline.errors import CacheError
 from vad_pipeline.frame_scores import smooth
 from vad_pipeline.schemas import SCORES_SCHEMA, object_scores_header
 from vad_pipeline.workspace import VideoRef
 
 from ..apply import BundleScoreStage, read_score_entry
-from .memory import AppearanceMemory
+from .memory import ObjectMemory
 from .network import SSMTLNet
 from .objects import ObjectConfig, TrackedVideo, VideoObjects, load_objects
-from .tasks import TASKS, task_scores, to_tensor
+from .tasks import MEMORY_TASKS, TASKS, task_scores, to_tensor
 
 SCORING_VERSION = 1  # bump when a change alters the scores of the same bundle on the same objects
+MEMORY_STATE = {"knn": "memory", "vel": "velocity_memory", "speed": "speed_memory"}  # a bundle's state_dict prefix of each task's memory
 
 
 class ScoringSettings(Protocol):
@@ -96,25 +98,66 @@ def to_device(windows: np.ndarray, probs: np.ndarray, teacher: np.ndarray,
             torch.from_numpy(probs).float().to(device), torch.from_numpy(teacher).float().to(device))
 
 
-def object_task_scores(net: SSMTLNet, batches: Iterable[tuple[torch.Tensor, ...]], settings: ScoringSettings,
-                       memory: AppearanceMemory | None = None) -> dict[str, np.ndarray]:
-    """Raw per-object task scores ``(N,)`` over batches of (windows, probs, teacher[, training video index]); with
-    ``mirror`` the network tasks' mean over each window and its mirror image; ``knn`` needs the ``memory`` (and a
-    batch's video indices leave those training videos out of it)."""
+def object_task_scores(net: SSMTLNet, batches: Iterable[tuple[torch.Tensor, ...]],
+                       settings: ScoringSettings) -> dict[str, np.ndarray]:
+    """Raw per-object scores ``(N,)`` of the network tasks among ``settings.tasks`` over batches of (windows, probs,
+    teacher); with ``mirror`` the mean over each window and its mirror image."""
     network_tasks = tuple(t for t in settings.tasks if t in TASKS)
-    out: dict[str, list[np.ndarray]] = {task: [] for task in settings.tasks}
-    for windows, probs, teacher, *videos in batches:
-        if network_tasks:
-            with autocast(windows.device, settings.precision):
-                views = [task_scores(net, view, probs, teacher, network_tasks, settings.objects.half_window)
-                         for view in ([windows, windows.flip(4)] if settings.mirror else [windows])]
-            for task in network_tasks:
-                out[task].append(torch.stack([view[task] for view in views]).mean(0).float().cpu().numpy())
-        if "knn" in settings.tasks:
-            if memory is None:
-                raise ValueError("the knn task needs the appearance memory of the training objects")
-            out["knn"].append(memory.distances(teacher, videos[0] if videos else None).cpu().numpy())
+    out: dict[str, list[np.ndarray]] = {task: [] for task in network_tasks}
+    if not network_tasks:
+        return {}
+    for windows, probs, teacher in batches:
+        with autocast(windows.device, settings.precision):
+            views = [task_scores(net, view, probs, teacher, network_tasks, settings.objects.half_window)
+                     for view in ([windows, windows.flip(4)] if settings.mirror else [windows])]
+        for task in network_tasks:
+            out[task].append(torch.stack([view[task] for view in views]).mean(0).float().cpu().numpy())
     return {task: np.concatenate(v) if v else np.zeros(0, np.float32) for task, v in out.items()}
+
+
+def memory_fields(objects: VideoObjects) -> dict[str, np.ndarray]:
+    """What the memory tasks compare of a video's objects (``MEMORY_TASKS``): ``teacher`` ``(N, F)`` appearance
+    features and ``velocity`` ``(N, 3)`` speed and place (``detectors.flow.speed_and_place``)."""
+    return {"teacher": objects.teacher, "velocity": speed_and_place(objects.velocity, objects.boxes, objects.shape[1])}
+
+
+def memory_scores(memories: dict[str, ObjectMemory], fields: dict[str, np.ndarray],
+                  training_videos: np.ndarray | None = None, batch: int = 512) -> dict[str, np.ndarray]:
+    """Raw per-object scores ``(N,)`` of the memory tasks (``knn``, ``vel``, ``speed``): each task's distance of
+    the objects' field (``memory_fields``) to the nearest normal training objects (``speed``: the excess); ``training_videos`` ``(N,)`` leaves each
+    object's own training video out of the memory."""
+    out = {}
+    for task, memory in memories.items():
+        values = fields[MEMORY_TASKS[task][0]]
+        parts = []
+        for part in batches_of(len(values), batch):
+            exclude = (torch.from_numpy(np.asarray(training_videos[part])).to(memory.bank.device)
+                       if training_videos is not None else None)
+            parts.append(memory.distances(torch.from_numpy(np.asarray(values[part], np.float32)), exclude).cpu().numpy())
+        out[task] = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return out
+
+
+def build_memories(tasks: tuple[str, ...], fields: list[dict[str, np.ndarray]],
+                   device: torch.device) -> dict[str, ObjectMemory]:
+    """The memory of each memory task in ``tasks`` from the training videos' ``memory_fields`` (one per video)."""
+    return {task: ObjectMemory.of_videos([f[field] for f in fields], device, k, metric)
+            for task, (field, metric, k) in MEMORY_TASKS.items() if task in tasks}
+
+
+def memories_of_bundle(tasks: tuple[str, ...], state_dict: dict[str, torch.Tensor],
+                       device: torch.device) -> dict[str, ObjectMemory]:
+    """The memories a bundle's ``state_dict`` holds (``<prefix>.bank`` ..., ``MEMORY_STATE``)."""
+    return {task: ObjectMemory.from_state(state_dict, MEMORY_STATE[task], device, metric, k)
+            for task, (_, metric, k) in MEMORY_TASKS.items() if task in tasks}
+
+
+def memories_state(memories: dict[str, ObjectMemory]) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` entries of ``memories`` (as ``memories_of_bundle`` reads them)."""
+    state: dict[str, torch.Tensor] = {}
+    for task, memory in memories.items():
+        state |= memory.state(MEMORY_STATE[task])
+    return state
 
 
 def standardise(raw: dict[str, np.ndarray], scales: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -144,35 +187,36 @@ class VideoScores:
 
 @dataclass
 class SSMTLModel:
-    """A trained SSMTL network with what scoring needs: options, normalisation ``scales`` and (``knn``) memory."""
+    """A trained SSMTL network with what scoring needs: options, normalisation ``scales`` and the memories of the
+    memory tasks (``knn``, ``vel``, ``speed``)."""
 
     net: SSMTLNet
     options: SSMTLOptions
     scales: dict[str, Any]
-    memory: AppearanceMemory | None
+    memories: dict[str, ObjectMemory]
     device: torch.device
 
     @classmethod
     def from_bundle(cls, bundle: Any, device: torch.device) -> "SSMTLModel":
+        """The bundle's model on ``device``; a bf16 / fp16 bundle scores in fp32 where ``device`` does not compute
+        that precision natively (emulated bf16 is 14-37x slower; the scores agree within 2 %, a test checks it)."""
         options = SSMTLOptions.from_json(bundle.options)
+        if ((options.precision == "bf16" and not native_bf16(device.type))
+                or (options.precision == "fp16" and device.type != "cuda")):
+            options = dataclasses.replace(options, precision="fp32")
         net = build_network(options, bundle.state_dict).to(device)
-        memory = None
-        if "knn" in options.tasks:
-            memory = AppearanceMemory(bundle.state_dict["memory.bank"], bundle.state_dict["memory.videos"], device)
-        return cls(net, options, bundle.scales, memory, device)
+        return cls(net, options, bundle.scales, memories_of_bundle(options.tasks, bundle.state_dict, device), device)
 
     def raw_scores(self, objects: VideoObjects, training_video: int | None = None) -> dict[str, np.ndarray]:
-        """Per task the raw ``(M,)`` scores of a video's objects (``training_video``: its index in the memory,
-        left out of it)."""
+        """Per task the raw ``(M,)`` scores of a video's objects (``training_video``: its index in the memories,
+        left out of them)."""
         def batches() -> Iterable[tuple[torch.Tensor, ...]]:
             for part in batches_of(len(objects), 128):
-                batch = to_device(np.array(objects.crops[part]), objects.probs[part], objects.teacher[part],
-                                  self.device)
-                if training_video is not None:
-                    batch += (torch.full((len(batch[0]),), training_video, device=self.device),)
-                yield batch
+                yield to_device(np.array(objects.crops[part]), objects.probs[part], objects.teacher[part], self.device)
 
-        return object_task_scores(self.net, batches(), self.options, self.memory)
+        own = None if training_video is None else np.full(len(objects), training_video)
+        return object_task_scores(self.net, batches(), self.options) | memory_scores(self.memories,
+                                                                                      memory_fields(objects), own)
 
     def object_scores(self, objects: VideoObjects,
                       training_video: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from vad_pipeline.detectors.crops import crop_box, window_start
+from vad_pipeline.detectors.flow import FlowConfig, FlowField, box_velocities, grey
 
 from .apply import SSMTLModel
 from .objects import VideoObjects
@@ -48,6 +49,8 @@ class LiveObjectScorer:
         self.next_center = 0
         self.next_emit = 0
         self.last = -1
+        self.flow, self.flow_config = FlowField(), FlowConfig()
+        self.flows: dict[int, np.ndarray] = {}  # flow (j-1 -> j) by j, for the frames still to be scored
 
     def push(self, index: int, arrival: float, frame: np.ndarray) -> list[tuple[int, float, float]]:
         self.arrivals[index] = arrival
@@ -81,7 +84,8 @@ class LiveObjectScorer:
         """Pool the object scores of frame ``center`` (its window starts at ``first``)."""
         rows = self.rows.pop(center)
         boxes = rows[:, 1:5]
-        kept = (boxes[:, 2] - boxes[:, 0] >= self.min_box) & (boxes[:, 3] - boxes[:, 1] >= self.min_box)
+        smallest = self.min_box * self.frames[center].shape[0]  # a fraction of the frame height, as offline
+        kept = (boxes[:, 2] - boxes[:, 0] >= smallest) & (boxes[:, 3] - boxes[:, 1] >= smallest)
         rows = rows[kept]
         scales = self.model.scales
         if not len(rows):
@@ -93,8 +97,24 @@ class LiveObjectScorer:
         probs = rows[:, 7:] if rows.shape[1] > 7 else np.ones((len(rows), 1))
         objects = VideoObjects(crops, np.full(len(rows), center), rows[:, 0].astype(np.int64),
                                rows[:, 1:5].astype(np.float32), probs.astype(np.float32),
-                               self.teacher.features(crops[:, self.half]), (0, 0, 0))
+                               self.teacher.features(crops[:, self.half]), self._velocities(center, rows[:, 1:5]),
+                               (0, *self.frames[center].shape[:2]))
         self.pooled.append((center, float(self.model.object_scores(objects)[0].max())))
+
+    def _velocities(self, center: int, boxes: np.ndarray) -> np.ndarray:
+        """The objects' velocities at ``center`` from the flows around it (``FlowConfig.span`` each side), as
+        offline; each flow is computed once and kept while a later frame still needs it."""
+        span = self.flow_config.span
+        for j in [j for j in self.flows if j <= center - span]:
+            del self.flows[j]
+        flows = []
+        for j in range(center - span + 1, center + span + 1):
+            if j not in self.flows and j - 1 in self.frames and j in self.frames and j <= self.last:
+                self.flows[j] = self.flow(grey(self.frames[j - 1], self.flow_config),
+                                          grey(self.frames[j], self.flow_config))
+            if j in self.flows:
+                flows.append(self.flows[j])
+        return box_velocities(flows, boxes, self.frames[center].shape[0], self.flow_config)
 
     def _emit(self, final: bool) -> list[tuple[int, float, float]]:
         """The smoothed scores of the frames whose smoothing window is complete (all of them at the end)."""

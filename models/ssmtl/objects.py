@@ -10,7 +10,8 @@ entry is named ``<video key>-<tracks hash>``, so changed tracks are a new entry)
 - ``<key>.crops.npy``: ``(N, 2tm + 1, S, S, 3)`` uint8 RGB, memory-mapped when read;
 - ``<key>.objects.npz``: ``frames`` ``(N,)``, ``tracks`` ``(N,)``, ``boxes`` ``(N, 4)`` x1 y1 x2 y2, ``probs``
   ``(N, K)`` the detector's class scores, ``teacher`` ``(N, F)`` the teacher's features of the middle crop,
-  ``shape`` (frames, height, width) of the video. Written last: its presence marks a complete entry.
+  ``velocity`` ``(N, B)`` the object's velocity histogram (``detectors/flow.py``: B direction sectors, box heights
+  per frame), ``shape`` (frames, height, width) of the video. Written last: its presence marks a complete entry.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from vad_pipeline.atomic import atomic_path, save_npz_atomic
 from vad_pipeline.detectors.crops import object_sequences
+from vad_pipeline.detectors.flow import FlowConfig, object_velocities
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.errors import CacheError
 from vad_pipeline.stage import Stage
@@ -41,7 +43,8 @@ class ObjectConfig:
     max_step: int = 2  # intermittent sequences skip up to this many frames per step
     size: int = 64  # crop side in pixels (the paper: 64)
     frame_stride: int = 1  # keep the objects of every k-th frame (training videos)
-    min_box: float = 6.0  # boxes narrower or shorter than this (pixels) are left out
+    min_box: float = 0.025  # boxes narrower or shorter than this fraction of the frame height are left out (6 px
+    # of Ped2's 240 rows): a fraction, so the rule is the same at any resolution
     decoder: str = "auto"
 
     @property
@@ -59,6 +62,7 @@ class VideoObjects:
     boxes: np.ndarray
     probs: np.ndarray
     teacher: np.ndarray
+    velocity: np.ndarray
     shape: tuple[int, int, int]
 
     def __len__(self) -> int:
@@ -70,7 +74,8 @@ def _load(crops_path: Path, meta_path: Path) -> VideoObjects:
         crops = np.load(crops_path, mmap_mode="r")
         with np.load(meta_path, allow_pickle=False) as meta:
             objects = VideoObjects(crops, meta["frames"], meta["tracks"], meta["boxes"], meta["probs"],
-                                   meta["teacher"], tuple(int(v) for v in meta["shape"]))  # type: ignore[arg-type]
+                                   meta["teacher"], meta["velocity"],
+                                   tuple(int(v) for v in meta["shape"]))  # type: ignore[arg-type]
     except Exception as exc:
         raise CacheError(f"{meta_path}: corrupt cache entry ({type(exc).__name__})") from None
     if len(objects.crops) != len(objects.frames):
@@ -78,8 +83,8 @@ def _load(crops_path: Path, meta_path: Path) -> VideoObjects:
     return objects
 
 
-OBJECTS_VERSION = 3  # how object windows are cut (2: cache entries named by the tracks file they come from;
-# 3: windows shifted inside the video instead of repeating its first or last frame)
+OBJECTS_VERSION = 5  # how object windows are cut (2: cache entries named by the tracks file they come from;
+# 3: windows shifted inside the video instead of repeating its first or last frame; 5: velocities)
 
 
 @dataclass(frozen=True)
@@ -152,9 +157,11 @@ def _cut(video: Path, tracks_csv: Path, crops_path: Path, meta_path: Path, frame
          config: ObjectConfig, teacher: Teacher, batch: int = 256) -> None:
     table = read_tracks(tracks_csv)
 
+    smallest = config.min_box * height
+
     def keep(row: np.ndarray) -> bool:
-        return (int(row[0]) % config.frame_stride == 0 and row[4] - row[2] >= config.min_box
-                and row[5] - row[3] >= config.min_box)
+        return (int(row[0]) % config.frame_stride == 0 and row[4] - row[2] >= smallest
+                and row[5] - row[3] >= smallest)
 
     kept = [row for row in table if keep(row)]
     count = len(kept)
@@ -188,5 +195,7 @@ def _cut(video: Path, tracks_csv: Path, crops_path: Path, meta_path: Path, frame
             raise CacheError(f"{video}: {count} objects in {tracks_csv} but {index} cropped; run `extract` again")
         crops.flush()
         del crops
+    velocity = object_velocities(video, frames_out, boxes_out, FlowConfig(), config.decoder)
     save_npz_atomic(meta_path, {"frames": frames_out, "tracks": tracks_out, "boxes": boxes_out, "probs": probs_out,
-                                "teacher": teacher_out, "shape": np.array([frames, height, width])})
+                                "teacher": teacher_out, "velocity": velocity,
+                                "shape": np.array([frames, height, width])})

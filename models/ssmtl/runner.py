@@ -25,7 +25,8 @@ The bundle (:mod:`..bundle`, ``method: "ssmtl"``): ``options`` (:class:`.apply.S
 ``features`` = ``{"source": "tracks", "tracks": <the tracks stage's config>, "teacher": <identity>, "teacher_name"}``
 (``"source": "files"`` for a ``--tracks DIR`` made elsewhere), ``scales`` (per task ``mean`` / ``std`` / ``floor``
 and the combined score's ``floor``), weights ``net.*`` and, for ``knn``, ``memory.bank`` ``(N, F)`` /
-``memory.videos`` ``(N,)``.
+``memory.videos`` ``(N,)`` (for ``vel``, ``velocity_memory.bank`` ``(N, 3)`` standardised speed and place,
+``velocity_memory.videos``, ``.center`` / ``.scale`` the standardisation).
 
 ``score`` writes into ``<workdir>/scores/ssmtl-<hash>/``, besides the per-video artifacts of :mod:`.apply`:
 ``labels.json`` (per video key ``video``, ``label``, ``split``), ``train.json`` (``config`` = the model key's
@@ -49,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
-from vad_pipeline.devices import autocast, check_precision, resolve_device
+from vad_pipeline.devices import autocast, resolve_device, with_resolved_precision
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.schemas import LABELS_FILE
@@ -61,9 +62,9 @@ from ..bundle import ModelBundle, false_alarm_rate, false_alarm_threshold, load_
 from ..data import VideoFeatures, assign_labels
 from ..score import TrainedModel, calibration_videos, split_videos, video_level_auc
 from ..trainer import seed_everything
-from .apply import (SSMTLModel, SSMTLOptions, SSMTLScoreStage, batches_of, build_network, object_task_scores,
-                    standardise, to_device)
-from .memory import AppearanceMemory
+from .apply import (SSMTLModel, SSMTLOptions, SSMTLScoreStage, batches_of, build_memories, build_network,
+                    memories_state, memory_fields, memory_scores, object_task_scores, standardise, to_device)
+from .memory import ObjectMemory
 from .network import VARIANTS, SSMTLNet
 from .objects import ObjectConfig, ObjectsStage, TrackedVideo, VideoObjects, load_objects
 from .tasks import TASK_CHOICES, TASKS, training_loss
@@ -71,9 +72,9 @@ from .teacher import Teacher, choose_teacher
 
 log = logging.getLogger(__name__)
 
-SSMTL_VERSION = 6  # the model and its training (2: one encoder pass per step for the (2t+1)-frame variants;
+SSMTL_VERSION = 7  # the model and its training (2: one encoder pass per step for the (2t+1)-frame variants;
 # 3: log-odds and z-scores; 4: lr_schedule and mirror options, training crops in memory; 5: the knn task;
-# 6: model bundles with a calibrated alarm threshold)
+# 6: model bundles with a calibrated alarm threshold; 7: memory tasks in one mechanism, the vel task)
 
 IN_MEMORY_BYTES = 2 << 30  # training crops up to this size are read into memory once
 LR_SCHEDULES = ("constant", "cosine")
@@ -104,8 +105,9 @@ class SSMTLConfig:
     sigma: float = 3.0
     teacher_weights: Path | None = None
     device: str = "auto"  # auto, cpu, cuda or cuda:N
-    # fp32, or mixed precision: bf16 (1.5x faster epochs on a 2-core AVX-512 BF16 CPU: Ped2 58 s -> 38 s) or fp16 (CUDA)
-    precision: str = "fp32"
+    # auto (bf16 where the device computes it natively, else fp32), fp32, or mixed precision: bf16 (1.5x faster
+    # epochs on a 2-core AVX-512 BF16 CPU: Ped2 58 s -> 38 s; emulated, 14-37x slower, so refused elsewhere) or fp16
+    precision: str = "auto"
     far: float = 0.01  # false-alarm budget of the alarm threshold: fraction of normal frames above it
     holdout: float = 0.0  # fraction of the normal training videos held out to calibrate it (train: 0.2)
     out: Path | None = None  # also write the bundle here
@@ -210,7 +212,6 @@ class SSMTLData:
 
 def prepare_data(workspace: Workspace, config: SSMTLConfig) -> SSMTLData:
     _check(config)
-    check_precision(config.precision, resolve_device(config.device))
     folder, videos = find_tracks(workspace, config)
     stand_ins = [VideoFeatures(v.name, v.key, (v.csv,), str(v.video)) for v in videos]
     labels, splits = assign_labels(stand_ins, config.labels, allow_unlabeled=True)
@@ -231,6 +232,7 @@ def prepare_data(workspace: Workspace, config: SSMTLConfig) -> SSMTLData:
 def train_ssmtl(workspace: Workspace, config: SSMTLConfig, data: SSMTLData | None = None) -> TrainedModel:
     """``vad-pipeline train --method ssmtl``: the bundle of ``config`` (trained unless cached); see the module
     docstring."""
+    config = with_resolved_precision(config)
     data = data or prepare_data(workspace, config)
     by_name = {v.name: v for v in data.videos}
     held_out = calibration_videos(data.train_names, data.labels, data.splits, config.holdout)
@@ -295,19 +297,19 @@ def _train_bundle(config: SSMTLConfig, key: str, key_config: dict[str, Any], dat
     if total == 0:
         raise UserError(f"{data.folder}: the normal training videos have no tracked objects; check the detector")
     seed_everything(config.seed)
-    memory = AppearanceMemory.of_videos([s.teacher for s in fit_sets], device) if "knn" in config.tasks else None
-    if memory is not None and len(fit_sets) < 2:
-        raise UserError("ssmtl --tasks knn: the appearance memory needs at least two normal training videos (each "
-                        "training video's objects are scored against the others)")
+    memories = build_memories(config.tasks, [memory_fields(s) for s in fit_sets], device)
+    if memories and len(fit_sets) < 2:
+        raise UserError(f"ssmtl --tasks {','.join(memories)}: the object memories need at least two normal training "
+                        "videos (each training video's objects are scored against the others)")
     options = SSMTLOptions(config.variant, tuple(config.tasks), config.objects, config.sigma, config.mirror,
                            config.precision, int(fit_sets[0].probs.shape[1]), data.teacher.dim)
     net = build_network(options).to(device)
     started = time.perf_counter()
     history = _train(net, fit_sets, config, device) if set(config.tasks) & set(TASKS) else []
     net.eval()
-    scales = _scales(net, fit_sets, config, device, memory)
+    scales = _scales(net, fit_sets, config, device, memories)
     seconds = time.perf_counter() - started
-    model = SSMTLModel(net, options, scales, memory, device)
+    model = SSMTLModel(net, options, scales, memories, device)
     # the threshold: held-out normal videos, else the training videos (each left out of the appearance memory)
     if held_sets:
         normal_frames = [model.video_scores(objects, frames).frames for objects, frames in held_sets]
@@ -320,9 +322,7 @@ def _train_bundle(config: SSMTLConfig, key: str, key_config: dict[str, Any], dat
                    "measured_far": false_alarm_rate(normal_frames, threshold)}
     log.info("ssmtl: alarm threshold %.4f (false-alarm budget %.3g of normal frames, calibrated on %d %s video(s))",
              threshold, config.far, len(calibration["videos"]), calibration["on"])
-    state = {f"net.{k}": v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    if memory is not None:
-        state |= {"memory.bank": memory.bank.cpu(), "memory.videos": memory.videos.cpu()}
+    state = {f"net.{k}": v.detach().cpu().clone() for k, v in net.state_dict().items()} | memories_state(memories)
     return ModelBundle(
         key=key, method="ssmtl", options=options.to_json(),
         schedule={k: key_config[k] for k in ("epochs", "batch_size", "lr", "lr_schedule", "train_stride")},
@@ -338,6 +338,7 @@ def _train_bundle(config: SSMTLConfig, key: str, key_config: dict[str, Any], dat
 def score_ssmtl(workspace: Workspace, config: SSMTLConfig, executor: Executor | None = None) -> SSMTLSummary:
     """Train (or load) the SSMTL bundle and score every test video through the ``objects`` and ``scores`` stages;
     see the module docstring. ``executor``: where the per-video scoring runs (default: this process)."""
+    config = with_resolved_precision(config)
     data = prepare_data(workspace, config)
     model = train_ssmtl(workspace, config, data)
     scored = [v for v in data.videos if v.name in data.test_names]
@@ -439,16 +440,17 @@ def _train(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig,
 
 
 def _scales(net: SSMTLNet, sets: list[VideoObjects], config: SSMTLConfig, device: torch.device,
-            memory: AppearanceMemory | None) -> dict[str, Any]:
-    """Per task the mean and standard deviation of its raw score over (up to 4096 of) the training objects (``knn``:
-    each against the other training videos), and the 1st percentile (``floor``) of each standardised task and of
-    their mean: the score of a frame without objects."""
+            memories: dict[str, ObjectMemory]) -> dict[str, Any]:
+    """Per task the mean and standard deviation of its raw score over (up to 4096 of) the training objects (memory
+    tasks: each against the other training videos), and the 1st percentile (``floor``) of each standardised task
+    and of their mean: the score of a frame without objects."""
     rng = np.random.default_rng(config.seed)
     pairs = np.array([(v, o) for v, s in enumerate(sets) for o in range(len(s))], dtype=np.int64)
     pairs = pairs[np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))]
-    batches = (_gather(sets, pairs[part], device) + (torch.from_numpy(pairs[part, 0]).to(device),)
-               for part in batches_of(len(pairs), 128))
-    raw = object_task_scores(net, batches, config, memory)
+    batches = (_gather(sets, pairs[part], device) for part in batches_of(len(pairs), 128))
+    per_video = [memory_fields(s) for s in sets]
+    fields = {name: np.stack([per_video[v][name][o] for v, o in pairs]) for name in per_video[0]}
+    raw = object_task_scores(net, batches, config) | memory_scores(memories, fields, pairs[:, 0])
     scales: dict[str, Any] = {t: {"mean": float(np.mean(v)), "std": max(float(np.std(v)), 1e-6)} for t, v in raw.items()}
     normalised = standardise(raw, scales)
     for t, values in normalised.items():

@@ -3,7 +3,9 @@
 Tasks (``--tasks``, any subset): ``aot`` arrow of time (is the sequence played backwards?), ``mi`` motion
 irregularity (are frames skipped?), ``mbp`` middle box prediction (reconstruct the middle crop from the others),
 ``kd`` knowledge distillation (predict the detector's class scores and the teacher's appearance feature); and
-``knn``, no network task: the appearance memory of the normal training objects (``memory.py``).
+attributes without a network (``memory.py``): ``knn``, the appearance memory of the normal training objects;
+``vel``, the density of their speed and place, and ``speed``, an object's excess speed over the training objects
+seen at its place (optical flow in the object's box, ``detectors/flow.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import torch.nn.functional as F
 from .network import SSMTLNet, middle_box_error
 
 TASKS = ("aot", "mi", "mbp", "kd")  # the paper's four, trained jointly by the network (the default)
-TASK_CHOICES = TASKS + ("knn",)
+# attributes scored against the normal training objects' (task -> the objects' field, the metric, the neighbours)
+MEMORY_TASKS = {"knn": ("teacher", "cosine", 3), "vel": ("velocity", "euclidean", 3),
+                "speed": ("velocity", "excess", 64)}
+TASK_CHOICES = TASKS + tuple(MEMORY_TASKS)
 
 
 def to_tensor(windows: torch.Tensor | object) -> torch.Tensor:

@@ -111,6 +111,15 @@ def resolve_precision(name: str, device: torch.device, cuda_auto: str = "bf16") 
     return name
 
 
+def runnable_precision(name: str, device: torch.device) -> str:
+    """``name`` where ``device`` computes it natively, else fp32: what a model recorded in bf16 or fp16 is applied in
+    on this device (bf16 and fp32 results agree within the tolerances the tests check; emulated bf16 is 14-37x
+    slower)."""
+    if (name == "bf16" and not native_bf16(device.type)) or (name == "fp16" and device.type != "cuda"):
+        return "fp32"
+    return name
+
+
 def with_resolved_precision(config: T) -> T:
     """A frozen config dataclass with ``device`` and ``precision`` fields, its ``auto`` precision resolved for its
     device (``resolve_precision``): what trains, what is keyed and what is recorded is the concrete precision."""

@@ -243,7 +243,7 @@ def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, ext
                       progress: bool = True) -> Any:
     """The ``features`` stage that makes the features ``bundle`` was trained on, with the speed options of
     ``extract`` (an ``ExtractConfig``); one clear line when this machine would make other features."""
-    from vad_pipeline.devices import native_bf16, resolve_device
+    from vad_pipeline.devices import resolve_device, runnable_precision
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
 
     if bundle.features.get("source") != "workspace":
@@ -252,13 +252,10 @@ def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, ext
     spec = bundle.features["config"]
     random = str(spec.get("weights_sha256", "")).startswith("random")
     base = extract or ExtractConfig(progress=progress)
-    precision = spec.get("precision", "fp32")
-    device_type = resolve_device(base.device).type
-    if (precision == "bf16" and not native_bf16(device_type)) or (precision == "fp16" and device_type != "cuda"):
-        # mixed-precision features follow fp32 ones within cosine 0.999; emulated bf16 would be 14-37x slower
+    precision = runnable_precision(spec.get("precision", "fp32"), resolve_device(base.device))
+    if precision != spec.get("precision", "fp32"):  # mixed-precision features follow fp32 ones within cosine 0.999
         log.warning("%s: trained on %s features, which this machine does not compute natively; extracting fp32 "
-                    "features instead (they agree within cosine 0.999)", model, precision)
-        precision = "fp32"
+                    "features instead (they agree within cosine 0.999)", model, spec.get("precision"))
     shaped = dataclasses.replace(
         base, backbone=spec["backbone"], crops=spec["crops"], tail=spec["tail"], snippet_frames=spec["snippet_frames"],
         short_side=spec["short_side"], crop_size=spec["crop_size"], precision=precision,

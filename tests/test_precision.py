@@ -13,7 +13,7 @@ import torch
 from conftest import native_bf16_only, shared_path
 from vad_pipeline.cli import main
 from vad_pipeline.decode import open_video
-from vad_pipeline.devices import autocast, check_precision, native_bf16, resolve_precision
+from vad_pipeline.devices import autocast, check_precision, native_bf16, resolve_precision, runnable_precision
 from vad_pipeline.errors import UserError
 from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
 from vad_pipeline.workspace import Workspace
@@ -85,6 +85,9 @@ def test_auto_precision_follows_the_hardware(native: str, monkeypatch: pytest.Mo
     assert resolve_precision("auto", cuda) == ("bf16" if native == "1" else "fp32")
     assert resolve_precision("auto", cuda, cuda_auto="fp16") == "fp16"
     assert resolve_precision("fp32", cpu) == "fp32"
+    # what a model recorded in a mixed precision is applied in here
+    assert runnable_precision("bf16", cpu) == ("bf16" if native == "1" else "fp32")
+    assert runnable_precision("fp16", cpu) == "fp32" and runnable_precision("fp32", cpu) == "fp32"
     if native == "1":
         assert resolve_precision("bf16", cpu) == "bf16"
     else:

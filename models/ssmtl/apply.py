@@ -31,7 +31,7 @@ import torch
 
 from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 from vad_pipeline.detectors.flow import speed_and_place
-from vad_pipeline.devices import autocast, native_bf16, resolve_device
+from vad_pipeline.devices import autocast, resolve_device, runnable_precision
 from vad_pipeline.errors import CacheError
 from vad_pipeline.frame_scores import smooth
 from vad_pipeline.schemas import SCORES_SCHEMA, object_scores_header
@@ -44,7 +44,8 @@ from .objects import ObjectConfig, TrackedVideo, VideoObjects, load_objects
 from .tasks import MEMORY_TASKS, TASKS, task_scores, to_tensor
 
 SCORING_VERSION = 1  # bump when a change alters the scores of the same bundle on the same objects
-MEMORY_STATE = {"knn": "memory", "vel": "velocity_memory", "speed": "speed_memory"}  # a bundle's state_dict prefix of each task's memory
+# a bundle's state_dict prefix of each memory task's memory
+MEMORY_STATE = {"knn": "memory", "vel": "velocity_memory", "speed": "speed_memory"}
 
 
 class ScoringSettings(Protocol):
@@ -124,8 +125,8 @@ def memory_fields(objects: VideoObjects) -> dict[str, np.ndarray]:
 def memory_scores(memories: dict[str, ObjectMemory], fields: dict[str, np.ndarray],
                   training_videos: np.ndarray | None = None, batch: int = 512) -> dict[str, np.ndarray]:
     """Raw per-object scores ``(N,)`` of the memory tasks (``knn``, ``vel``, ``speed``): each task's distance of
-    the objects' field (``memory_fields``) to the nearest normal training objects (``speed``: the excess); ``training_videos`` ``(N,)`` leaves each
-    object's own training video out of the memory."""
+    the objects' field (``memory_fields``) to the nearest normal training objects (``speed``: the excess);
+    ``training_videos`` ``(N,)`` leaves each object's own training video out of the memory."""
     out = {}
     for task, memory in memories.items():
         values = fields[MEMORY_TASKS[task][0]]
@@ -133,7 +134,8 @@ def memory_scores(memories: dict[str, ObjectMemory], fields: dict[str, np.ndarra
         for part in batches_of(len(values), batch):
             exclude = (torch.from_numpy(np.asarray(training_videos[part])).to(memory.bank.device)
                        if training_videos is not None else None)
-            parts.append(memory.distances(torch.from_numpy(np.asarray(values[part], np.float32)), exclude).cpu().numpy())
+            query = torch.from_numpy(np.asarray(values[part], np.float32))
+            parts.append(memory.distances(query, exclude).cpu().numpy())
         out[task] = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return out
 
@@ -201,9 +203,7 @@ class SSMTLModel:
         """The bundle's model on ``device``; a bf16 / fp16 bundle scores in fp32 where ``device`` does not compute
         that precision natively (emulated bf16 is 14-37x slower; the scores agree within 2 %, a test checks it)."""
         options = SSMTLOptions.from_json(bundle.options)
-        if ((options.precision == "bf16" and not native_bf16(device.type))
-                or (options.precision == "fp16" and device.type != "cuda")):
-            options = dataclasses.replace(options, precision="fp32")
+        options = dataclasses.replace(options, precision=runnable_precision(options.precision, device))
         net = build_network(options, bundle.state_dict).to(device)
         return cls(net, options, bundle.scales, memories_of_bundle(options.tasks, bundle.state_dict, device), device)
 

@@ -104,3 +104,25 @@ def test_velocity_task_ranks_a_fast_object_above_walkers(tmp_path: Path) -> None
     assert np.median(fast) > np.percentile(walkers, 95)
     labels = [1] * len(fast) + [0] * len(walkers)
     assert roc_auc_score(labels, fast + walkers) >= 0.95
+
+
+def test_excess_speed_is_local_and_leaves_the_own_video_out() -> None:
+    """The ``speed`` memory: an object is compared with the training objects nearest to its place only (a slow far
+    walker is normal where far walkers are slow, the same speed near the camera's fast lane is not anomalous
+    either), and a training video's own objects are never its neighbours."""
+    import torch
+
+    from vad_pipeline.models.ssmtl.memory import ObjectMemory
+
+    rng = np.random.default_rng(0)
+    far = np.stack([rng.normal(0.01, 0.001, 40), np.full(40, 0.2), rng.uniform(0, 1, 40)], axis=1)  # slow, top
+    near = np.stack([rng.normal(0.05, 0.005, 40), np.full(40, 0.9), rng.uniform(0, 1, 40)], axis=1)  # fast, bottom
+    memory = ObjectMemory.of_videos([far, near], torch.device("cpu"), k=8, metric="excess")
+    queries = torch.tensor([[0.05, 0.2, 0.5],  # a near walker's speed at the far place: anomalous
+                            [0.05, 0.9, 0.5],  # the same speed where it is normal
+                            [0.01, 0.2, 0.5]], dtype=torch.float32)
+    excess = memory.distances(queries).numpy()
+    assert excess[0] > 10 and abs(excess[1]) < 3 and abs(excess[2]) < 3
+    # leaving video 0 out, the far place's neighbours are the near (fast) objects: the slow query is not fast there
+    left_out = memory.distances(queries[2:], torch.tensor([0])).numpy()
+    assert left_out[0] < -3

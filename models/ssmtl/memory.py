@@ -93,4 +93,8 @@ class ObjectMemory:
         if self.metric != "excess":
             return nearest.values.mean(dim=1)
         speeds = self.bank[nearest.indices, 0]  # (B, k)
-        return (features[:, 0] - speeds.mean(dim=1)) / speeds.std(dim=1, correction=0).clamp_min(EXCESS_FLOOR)
+        valid = torch.isfinite(nearest.values).float()  # an excluded video's objects are never neighbours
+        count = valid.sum(dim=1).clamp_min(1.0)
+        mean = (speeds * valid).sum(dim=1) / count
+        spread = (((speeds - mean[:, None]) ** 2 * valid).sum(dim=1) / count).sqrt()
+        return (features[:, 0] - mean) / spread.clamp_min(EXCESS_FLOOR)

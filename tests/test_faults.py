@@ -67,7 +67,10 @@ def test_sigterm_stops_with_130_and_keeps_finished_work(tmp_path: Path) -> None:
     stopped = tmp_path / "stopped"
     process = subprocess.Popen(command + ["--workdir", str(stopped)], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((stopped / "features").glob("*/*-*.json")):
+    def finished_sidecars() -> list[Path]:  # not the temporary files atomic writes rename (their names end alike)
+        return [p for p in (stopped / "features").glob("*/*-*.json") if not p.name.startswith(TMP_PREFIX)]
+
+    while time.time() < deadline and not finished_sidecars():
         time.sleep(0.05)
     time.sleep(0.3)  # inside the next video
     process.send_signal(signal.SIGTERM)

@@ -218,7 +218,7 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int | N
     import torch
 
     from vad_pipeline.decode import open_video
-    from vad_pipeline.devices import native_bf16
+    from vad_pipeline.devices import resolve_precision
     from vad_pipeline.workspace import Workspace
 
     best = Best()
@@ -247,9 +247,11 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int | N
             return 16 * sum(len(clip) for clip in batches)
 
         eager = _feature_stage(Path(tmp), batch, precision="fp32", eager=True, device=device)
-        # bf16 only where this CPU computes it natively: emulated, one forward took over 300 s on an AVX2 CPU
-        bf16 = (_feature_stage(Path(tmp), batch, precision="bf16", device=device)
-                if stage.device.type == "cpu" and native_bf16("cpu") else None)
+        # the mixed precision `auto` picks on this CPU (bf16 only where it is native: emulated, one forward took
+        # over 300 s on an AVX2 CPU), measured beside the fp32 rows; none where auto is fp32
+        mixed = resolve_precision("auto", stage.device)
+        bf16 = (_feature_stage(Path(tmp), batch, precision=mixed, device=device)
+                if stage.device.type == "cpu" and mixed != "fp32" else None)
         for attempt in range(repeats):
             if attempt:  # the first pipeline pass is the scale/16x one
                 pipeline(clips["16"], "extract/pipeline")
@@ -261,8 +263,9 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int | N
                          note=f"{note}, plain contiguous fp32 (before the speed-up)")
             if bf16 is not None:
                 ref = workspace.video_ref(Path(clips["16"]))
-                best.measure("extract/pipeline-bf16", lambda: 16 * bf16.run(ref, Path(tmp) / f"bf16-{attempt}")["T"],
-                             note=f"{note}, --precision bf16")
+                best.measure(f"extract/pipeline-{mixed}",
+                             lambda: 16 * bf16.run(ref, Path(tmp) / f"{mixed}-{attempt}")["T"],
+                             note=f"{note}, --precision {mixed}")
     return best.result()
 
 

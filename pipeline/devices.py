@@ -35,29 +35,29 @@ PRECISION_CHOICES = ("auto",) + PRECISIONS  # what every --precision option take
 _NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
 
 
+def _cpuinfo() -> list[str]:
+    """The lines of Linux's ``/proc/cpuinfo``; none where it cannot be read."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _cpuinfo_field(lines: list[str], *names: str) -> str | None:
+    """The value of the first line of ``lines`` that starts with one of ``names``."""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(names)), None)
+
+
 def cpu_flags() -> set[str]:
     """The CPU's feature flags as Linux reports them (``/proc/cpuinfo``); empty where they cannot be read."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    return set((_cpuinfo_field(_cpuinfo(), "flags", "Features") or "").split())
 
 
 def cpu_description() -> str:
     """What a measured figure needs beside it: the CPU's model name, cores and its vector / bf16 flags."""
-    flags = cpu_flags()
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    lines = _cpuinfo()
+    flags = set((_cpuinfo_field(lines, "flags", "Features") or "").split())
+    model = _cpuinfo_field(lines, "model name") or platform.processor() or platform.machine()
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
     return f"{model}, {os.cpu_count()} cores, flags {' '.join(shown) or 'unknown'}"
 

@@ -10,8 +10,9 @@ entry is named ``<video key>-<tracks hash>``, so changed tracks are a new entry)
 - ``<key>.crops.npy``: ``(N, 2tm + 1, S, S, 3)`` uint8 RGB, memory-mapped when read;
 - ``<key>.objects.npz``: ``frames`` ``(N,)``, ``tracks`` ``(N,)``, ``boxes`` ``(N, 4)`` x1 y1 x2 y2, ``probs``
   ``(N, K)`` the detector's class scores, ``teacher`` ``(N, F)`` the teacher's features of the middle crop,
-  ``velocity`` ``(N, B)`` the object's velocity histogram (``detectors/flow.py``: B direction sectors, box heights
-  per frame), ``shape`` (frames, height, width) of the video. Written last: its presence marks a complete entry.
+  ``velocity`` ``(N, B + 1)`` the object's velocity (``detectors/flow.py``: the moving pixels' histogram over B
+  direction sectors, then the box's speed, in frame heights per frame), ``shape`` (frames, height, width) of the
+  video. Written last: its presence marks a complete entry.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ The bundle (:mod:`..bundle`, ``method: "ssmtl"``): ``options`` (:class:`.apply.S
 ``features`` = ``{"source": "tracks", "tracks": <the tracks stage's config>, "teacher": <identity>, "teacher_name"}``
 (``"source": "files"`` for a ``--tracks DIR`` made elsewhere), ``scales`` (per task ``mean`` / ``std`` / ``floor``
 and the combined score's ``floor``), weights ``net.*`` and, for ``knn``, ``memory.bank`` ``(N, F)`` /
-``memory.videos`` ``(N,)`` (for ``vel``, ``velocity_memory.bank`` ``(N, 3)`` standardised speed and place,
-``velocity_memory.videos``, ``.center`` / ``.scale`` the standardisation).
+``memory.videos`` ``(N,)``; for ``vel`` and ``speed`` the same under ``velocity_memory.`` / ``speed_memory.``
+(``(N, 3)`` speed and place; ``.center`` / ``.scale`` the standardisation of ``vel``).
 
 ``score`` writes into ``<workdir>/scores/ssmtl-<hash>/``, besides the per-video artifacts of :mod:`.apply`:
 ``labels.json`` (per video key ``video``, ``label``, ``split``), ``train.json`` (``config`` = the model key's

@@ -1,6 +1,6 @@
 """Accuracy on real data, in one command.
 
-    .venv/bin/python benchmarks/accuracy.py --suite ped2|fight|all [--data DIR] [--seeds 0,1,2] [--workdir DIR]
+    .venv/bin/python benchmarks/accuracy.py --suite ped2|ped2-weak|fight|all [--data DIR] [--seeds 0,1,2]
 
 - ``ped2``: the single-scene protocol for SSMTL (``ssmtl_ucsd_ped2.py``): train on the normal training clips,
   frame-level micro and macro AUC (mean ± std over ``--seeds``), RBDC / TBDC from the pixel masks, per-task rows
@@ -8,6 +8,11 @@
   tracked-object speed) and the object coverage of the anomalous regions, in one table. ``--data`` takes the jpg
   layout of ``../shared/data/ucsd-ped2``, the original UCSD layout, Avenue or ShanghaiTech
   (``vad_pipeline.datasets``).
+- ``ped2-weak``: the weakly supervised methods on UCSD Ped2's weakly supervised split (``weak_ped2.py``): the
+  dataset root read with ``--split weak`` (ten-crop I3D features, padded tail), mil, align, ddl, xel over mil per
+  seed, and two trivial baselines (feature norm, frame difference) on the same test clips.
+- Both Ped2 suites run the code paths of ``vad-pipeline extract ROOT`` / ``score`` / ``report``: the frames are read
+  where they are, the split, labels and ground truth come from the dataset record ``extract`` writes.
 - ``fight``: weak supervision on real I3D features of composed surveillance videos (``fight_suite.py``): mil,
   align, ddl and its ablation, xel over mil, and a trivial feature-norm baseline; mean and spread over seeds.
   ``--data`` takes any folder with ``fight/`` + ``noFight/`` (or ``anomaly/`` + ``normal/``) clips.
@@ -60,7 +65,13 @@ def run(suite: str, data: Path | None, workdir: Path, seeds: list[int], quick: b
     started = time.perf_counter()
     # auto: bf16 only where this CPU (or GPU) computes it natively, else fp32; recorded with the CPU's flags
     precision = resolve_precision(precision, resolve_device(device))
-    if suite == "ped2":
+    if suite == "ped2-weak":
+        from weak_ped2 import print_table, run_weak
+
+        record = run_weak(data or SHARED / "ucsd-ped2", workdir / "ped2-weak", seeds[:1] if quick else seeds,
+                          precision=precision, epochs=3 if quick else None, progress=progress)
+        print_table(record)
+    elif suite == "ped2":
         from ssmtl_ucsd_ped2 import print_table, run_protocol
 
         record = run_protocol(data or SHARED / "ucsd-ped2", workdir / _ped2_folder(data), **PED2_SETTINGS,
@@ -97,7 +108,7 @@ def _html(records: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=("ped2", "fight", "all"), default="all")
+    parser.add_argument("--suite", choices=("ped2", "ped2-weak", "fight", "all"), default="all")
     parser.add_argument("--data", type=Path, default=None, help="another copy of the suite's data (same layout)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "results" / "accuracy")
@@ -116,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results_file = args.workdir / "accuracy.json"
     records = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    for suite in (("ped2", "fight") if args.suite == "all" else (args.suite,)):
+    for suite in (("ped2", "ped2-weak", "fight") if args.suite == "all" else (args.suite,)):
         record = run(suite, args.data, args.workdir, seeds, args.quick, args.ablation, args.device,
                      precision=args.precision, progress=not args.quiet)
         record.update(date=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), machine=machine(),
                       command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]))
-        name = (_ped2_folder(args.data) if suite == "ped2"
+        name = (_ped2_folder(args.data) if suite == "ped2" else "ped2-weak" if suite == "ped2-weak"
                 else suite if record["precision"] == "fp32" else f"{suite}-{record['precision']}")
         records[name] = record
         results_file.write_text(json.dumps(records, indent=2))

@@ -12,7 +12,11 @@ for the whole process (imports, model, warm-up included):
   when available) streaming RGB chunks of 64 frames; decode/decord-cpu, decode/decord-gpu, decode/opencv-reader
   (the pipeline's OpenCV reader, RGB), decode/torchcodec and decode/torchcodec-cuda (NVDEC) when installed;
   decode/cv2-bare: the bare ``cv2.VideoCapture.read()`` loop (BGR, no conversion), the reference. Best of 3 passes
-  over the original input file. decode/parallel: the decode ceiling, ``--decoders`` videos decoded at once (one
+  over the original input file. decode/frames: the pipeline's reader on a folder of jpg frames (UCSD Ped2 test clip
+  04 from ../shared, else the input's first 180 frames written as jpgs); decode/frames-ffv1: the same frames as the
+  lossless FFV1 copy the pipeline used to make of them (its reference); decode/frames-1-thread: the folder read by
+  one thread; decode/frames-4x: a folder 4x longer (the frames repeated), whose peak RSS must be no higher.
+  decode/parallel: the decode ceiling, ``--decoders`` videos decoded at once (one
   thread each, the pipeline's reader, no model); extract/pipeline-videos: the features stage on those videos with
   as many decoded ahead (the "parallel" group).
 - extract/pipeline: the ``features`` stage end to end (decode + resize + crop in a background thread, model,
@@ -137,6 +141,10 @@ def row_decode(video: str, decoder: str, gpu: bool = False, repeats: int = 7) ->
         def opener() -> Any:
             if decoder == "pipeline":
                 return open_video(path, "auto", want_gpu=gpu)
+            if decoder == "frames-1-thread":
+                from vad_pipeline.frames import FrameFolderReader
+
+                return FrameFolderReader(path, workers=1)
             if decoder == "opencv-reader":
                 return OpenCVReader(path)
             return DecordReader(path, want_gpu=decoder == "decord-gpu")
@@ -530,6 +538,41 @@ def write_clip(source: Path, target: Path, frames: int, loops: int = 1, marker: 
     return target
 
 
+def frame_folder_inputs(source: Path, inputs: Path) -> dict[str, Path]:
+    """A folder of jpg frames (Ped2 test clip 04 when ../shared has it, else ``source``'s first 180 frames), the same
+    folder 4x longer (hard links, renumbered) and the FFV1 copy of its frames."""
+    import os
+
+    import cv2
+
+    from vad_pipeline.datasets import frames_to_video
+    from vad_pipeline.decode import OpenCVReader
+    from vad_pipeline.frames import image_files
+
+    ped2 = REPO.parent / "shared" / "data" / "ucsd-ped2" / "testing" / "frames" / "04"
+    one = inputs / "frames_1x"
+    if not image_files(one):
+        one.mkdir(parents=True, exist_ok=True)
+        if ped2.is_dir():
+            for frame in image_files(ped2):
+                os.link(frame, one / frame.name) if frame.stat().st_dev == one.stat().st_dev else \
+                    one.joinpath(frame.name).write_bytes(frame.read_bytes())
+        else:
+            reader = OpenCVReader(source)
+            frames = next(reader.iter_chunks(180))
+            reader.close()
+            for index, frame in enumerate(frames):
+                cv2.imwrite(str(one / f"{index + 1:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    four = inputs / "frames_4x"
+    if not image_files(four):
+        four.mkdir(parents=True, exist_ok=True)
+        frames = image_files(one)
+        for loop in range(4):
+            for index, frame in enumerate(frames):
+                os.link(frame, four / f"{loop * len(frames) + index + 1:04d}{frame.suffix}")
+    return {"1x": one, "4x": four, "ffv1": frames_to_video(image_files(one), inputs / "frames_1x.avi", 25.0)}
+
+
 def synthetic_scores_input(root: Path) -> tuple[Path, Path, Path]:
     """A feature set for the score and report rows: 40 + 40 videos of 24-48 snippets, D = 1024, and its GT."""
     from vad_pipeline.synthetic import synthetic_features, write_feature_ground_truth, write_feature_set
@@ -636,6 +679,11 @@ def main() -> None:
                         "cv2-bare"):
             rows.append(run_row(f"decode/{decoder}", "decode", video=str(source), decoder=decoder,
                                 gpu=document_machine["cuda"]))
+        folders = frame_folder_inputs(source, inputs)
+        for name, video, decoder in (("frames", folders["1x"], "pipeline"), ("frames-ffv1", folders["ffv1"], "pipeline"),
+                                     ("frames-1-thread", folders["1x"], "frames-1-thread"),
+                                     ("frames-4x", folders["4x"], "pipeline")):
+            rows.append(run_row(f"decode/{name}", "decode", video=str(video), decoder=decoder, gpu=False))
     repeats = 1 if args.quick else 2
     if "scale" in groups or "extract" in groups:
         rows += run_rows("extract", "extract", clips={str(k): str(v) for k, v in clips.items()},
@@ -674,6 +722,8 @@ def main() -> None:
     by_name = {row["name"]: row for row in rows}
     ratios = {
         "decode pipeline / cv2.VideoCapture": _ratio(by_name, "decode/pipeline", "decode/cv2-bare"),
+        "decode frame folder / its FFV1 copy": _ratio(by_name, "decode/frames", "decode/frames-ffv1"),
+        "peak RSS frame folder 4x / 1x": _ratio(by_name, "decode/frames-4x", "decode/frames", "run_peak_rss_mb"),
         "extract pipeline / bare forward": _ratio(by_name, "extract/pipeline", "extract/bare-forward"),
         "extract pipeline (videos decoded at once) / min(bare forward, decode ceiling)": _ratio(
             by_name, "extract/pipeline-videos", min(("extract/bare-forward", "decode/parallel"),

@@ -14,7 +14,6 @@ killed run resumes. The authors report Ped2 97.5 micro / 99.8 macro, Avenue 91.5
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import resource
@@ -26,20 +25,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _labels(path: Path, names: dict[str, Path], truth: Any) -> Path:
-    with open(path, "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["video", "label", "split"])
-        for name in sorted(names):
-            if name.startswith("train_"):
-                out.writerow([name, "normal", "train"])
-            else:
-                video = truth.get(name)
-                anomalous = video is not None and video.frame_labels().any()
-                out.writerow([name, "anomaly" if anomalous else "normal", "test"])
-    return path
 
 
 def _seed_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -69,7 +54,7 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                  progress: bool = True) -> dict[str, Any]:
     """Run the protocol end to end (cached in ``workdir``) and return the results record: coverage diagnostics,
     the two trivial baselines, SSMTL per seed (and per task alone with ``ablation``) with mean and spread."""
-    from vad_pipeline.datasets import find_layout, materialize, ucsd_mask_archive
+    from vad_pipeline.datasets import recorded_dataset
     from vad_pipeline.devices import cpu_description, resolve_device, resolve_precision
     from vad_pipeline.detectors.tracks import TrackConfig, read_tracks
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
@@ -83,37 +68,34 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
     from vad_pipeline.workspace import Workspace
 
     timings: dict[str, float] = {}
-    started = time.perf_counter()
     precision = resolve_precision(precision, resolve_device(device))  # auto: bf16 only where it is native
-    layout = find_layout(data)
     workspace = Workspace(workdir)
-    names = materialize(layout, workspace.root / "imported")
-    truth_files = list(layout.ground_truth)
-    packed = ucsd_mask_archive(layout, workspace.root / "imported" / "pixel_masks.npz")
-    if packed:
-        truth_files.append(packed)
-    truth = load_many(truth_files)
-    labels = _labels(workspace.root / "imported" / "labels.csv", names, truth)
-    timings["materialize_s"] = time.perf_counter() - started
 
+    # `vad-pipeline extract ROOT --stages tracks --objects ...`: the dataset's clips read where they are (frame
+    # folders directly), its split, labels and ground truth recorded in the workspace
     started = time.perf_counter()
     tracks_config = TrackConfig(objects=objects, detector=detector, imgsz=imgsz, conf=conf, progress=progress)
-    summary = extract_videos(workspace, [workspace.root / "imported"], ExtractConfig(progress=progress),
-                             stages=("tracks",), tracks=tracks_config)
+    summary = extract_videos(workspace, [data], ExtractConfig(progress=progress), stages=("tracks",),
+                             tracks=tracks_config)
     if not summary.ok:
         raise SystemExit("tracking failed on some clips; see the log")
     tracks_folder = summary.folder
     timings["tracks_s"] = time.perf_counter() - started
+    dataset = recorded_dataset(workspace.root)
+    assert dataset is not None, f"{data}: not read as a dataset"
+    truth_files = [Path(p) for p in dataset["ground_truth"]]
+    truth = load_many(truth_files)
+    labels = Path(dataset["labels"])
+    names = {clip["name"]: Path(clip["source"]) for clip in dataset["clips"] if clip["split"] == "test"}
 
     # Diagnostics and baselines over the test clips, from the same tracks.
     started = time.perf_counter()
     per_clip: dict[str, dict[str, Any]] = {}
     total = Coverage()
     framediff, speed = [], []
+    keys = {clip["name"]: clip["video_id"] for clip in dataset["clips"]}
     for name, video in sorted(names.items()):
-        if name.startswith("train_"):
-            continue
-        sidecar = next(tracks_folder.glob(f"{video.stem}-*.json"))
+        sidecar = tracks_folder / f"{keys[name]}.json"
         meta = json.loads(sidecar.read_text())
         table = read_tracks(sidecar.with_suffix(".csv"))
         table = table if table.size else np.zeros((0, 8))
@@ -166,9 +148,10 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
     write_report(workspace, ReportConfig(gt=tuple(truth_files), out=workspace.root / "report",
                                                   evaluation=EvalConfig(frames="video", normalize=True)))
     return {
-        "dataset": layout.kind, "data": str(Path(data).resolve()), "workdir": str(workspace.root),
-        "clips": {"train": sum(c.split == "train" for c in layout.clips),
-                  "test": sum(c.split == "test" for c in layout.clips)},
+        "dataset": dataset["kind"], "title": dataset["title"], "data": str(Path(data).resolve()),
+        "workdir": str(workspace.root),
+        "clips": {"train": sum(c["split"] == "train" for c in dataset["clips"]),
+                  "test": sum(c["split"] == "test" for c in dataset["clips"])},
         "settings": {"objects": objects, "imgsz": imgsz or "auto", "conf": conf, "crop_size": crop_size,
                      "epochs": epochs, "train_stride": train_stride, "variant": variant, "tasks": list(tasks),
                      "lr_schedule": lr_schedule, "mirror": mirror, "precision": precision, "seeds": list(seeds),

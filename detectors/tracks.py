@@ -9,7 +9,8 @@ Outputs per video, in ``tracks/<tag>/``:
   detector's score for class k, the vector SSMTL's distillation task learns from). With motion proposals
   (``objects`` ``motion`` or ``both``, see :mod:`.motion`) the classes gain a last one, "moving object", whose
   ``prob`` is the fraction of the box's pixels that move; objects only motion found have that class;
-- ``<video_id>.json`` (schema ``vad-pipeline/tracks/1``): ``objects``, detector path and SHA-256 (null for
+- ``<video_id>.json`` (schema ``vad-pipeline/tracks/1``): ``video`` (file or frame folder), ``clip`` (its name),
+  ``objects``, detector path and SHA-256 (null for
   ``motion``), class names, ``conf``, ``imgsz`` (the size used for this video), ``motion`` settings, ``classes``,
   ``frame_stride``, tracker config, video ``frames``/``fps``/``width``/``height``,
   ``detections``, ``tracks``, ``mean_track_length`` (boxes per track), ``seconds``.
@@ -183,7 +184,7 @@ class TrackStage(Stage):
 
     def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
         started = time.perf_counter()
-        reader = open_video(video.path, self.cfg.decoder)
+        reader = open_video(video.path, self.cfg.decoder, fps=video.frame_rate)
         info = reader.info
         tracker = OnlineTracker(self, batch=self.batch_frames())  # a fresh tracker and background per video
         tracker.imgsz = self.cfg.imgsz or auto_imgsz(info.width, info.height)
@@ -216,7 +217,7 @@ class TrackStage(Stage):
         finally:
             reader.close()
         meta = {
-            "schema": TRACKS_SCHEMA, "video": str(video.path), "video_id": video.video_id,
+            "schema": TRACKS_SCHEMA, "video": str(video.path), "clip": video.clip_name, "video_id": video.video_id,
             "video_sha256": video.sha256, "objects": self.cfg.objects,
             "detector": str(self.detector_path) if self.detector_path else None, "detector_sha256": self.detector_sha256,
             "class_names": self.class_names, "conf": self.cfg.conf,

@@ -14,7 +14,8 @@ CUDA), and on CUDA each batch's features come back asynchronously while the next
 written straight into a memory-mapped temporary ``.npy`` that is renamed into place when complete, so memory stays
 flat however long the video is.
 
-Sidecar (``<video_id>.json``) schema ``vad-pipeline/features/1``: ``video``, ``video_id``, ``video_sha256``,
+Sidecar (``<video_id>.json``) schema ``vad-pipeline/features/1``: ``video`` (a file or a folder of frames), ``clip`` (the name labels and
+ground truth know it by), ``video_id``, ``video_sha256``,
 ``backbone``, ``feature_dim``, ``feature_layer``, ``shape`` ([T, crops, D]), ``T``, ``crops``, ``crop_names``,
 ``snippet_frames``, ``tail``, ``frames``, ``frames_covered`` (= 16 T, or ``frames`` when padded), ``fps``,
 ``width``, ``height``, ``short_side``, ``crop_size``, ``weights`` (``source``, ``path``, ``sha256``, ``random``),
@@ -213,7 +214,8 @@ class FeatureStage(Stage):
         try:
             # a GPU decoder only where the frames are preprocessed on the device (torchcodec leaves them there)
             reader = open_video(video.path, self.cfg.decoder,
-                                want_gpu=self.device.type == "cuda" and self.preprocess == "device")
+                                want_gpu=self.device.type == "cuda" and self.preprocess == "device",
+                                fps=video.frame_rate)
         except Exception as exc:
             return _failing(exc)
 
@@ -259,6 +261,7 @@ class FeatureStage(Stage):
         meta = {
             "schema": FEATURE_SCHEMA,
             "video": str(video.path),
+            "clip": video.clip_name,
             "video_id": video.video_id,
             "video_sha256": video.sha256,
             "backbone": self.spec.name,
@@ -439,6 +442,7 @@ STAGES = ("features", "tracks")
 def extract_videos(
     workspace: Workspace, inputs: list[Path | str], config: ExtractConfig, force: bool = False,
     stages: tuple[str, ...] = ("features",), tracks: "TrackConfig | None" = None, executor: "Executor | None" = None,
+    split: str | None = None, fps: float | None = None,
 ) -> RunSummary:
     """``vad-pipeline extract``: find the videos under ``inputs`` and run the chosen stages on them.
 
@@ -448,17 +452,18 @@ def extract_videos(
     the command to run, and left out while the stages that have theirs run; when none has, the run stops at once and
     leaves existing artifacts untouched. A path the user gave that does not work stops the run. Returns the summary of the first stage that ran, with the other
     stages' failures and the left-out stages added. ``executor``: where the per-video work runs (default: in this
-    process)."""
+    process).
+
+    Videos are files or folders of frames (at ``fps``, default 25). One dataset root (``vad_pipeline.datasets``)
+    is read as that dataset through ``split`` (default: its standard split): its clips under the names its ground
+    truth uses, recorded in ``<workdir>/dataset/`` for ``score`` and ``report``."""
     from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
-    from vad_pipeline.discovery import find_videos
     from vad_pipeline.stage import run_stage
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
         raise UserError(f"--stages {','.join(stages)}: choose from {', '.join(STAGES)}")
-    videos = find_videos(inputs)
-    if not videos:
-        raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+    videos, unreadable = _inputs(workspace, inputs, split, fps)
     tracks = tracks or TrackConfig(decoder=config.decoder, progress=config.progress)
     builders = {"features": lambda: FeatureStage(config, workspace), "tracks": lambda: TrackStage(tracks, workspace)}
     explicit = {"features": config.weights is not None, "tracks": tracks.detector is not None}
@@ -488,12 +493,48 @@ def extract_videos(
     log.info("extract: %d video(s), stages %s -> %s", len(videos), ", ".join(s.name for s in planned), workspace.root)
     summaries = []
     for stage in planned:
-        summary = run_stage(workspace, stage, videos, force=force, progress=config.progress, executor=executor)
+        summary = run_stage(workspace, stage, videos, force=force, progress=config.progress, executor=executor,
+                            frame_rate=fps)
         log.info("%s: %d done, %d already cached, %d failed; in %s", stage.name, len(summary.done),
                  len(summary.cached), len(summary.failed), summary.folder)
         summaries.append(summary)
     first = summaries[0]
+    first.failed.extend(unreadable)
     for other in summaries[1:]:
         first.failed.extend(other.failed)
     first.skipped.extend(missing)
     return first
+
+
+def _inputs(workspace: Workspace, inputs: list[Path | str], split: str | None,
+            fps: float | None) -> tuple[list[Path | VideoRef], list[tuple[Path, str]]]:
+    """The videos ``extract`` runs on: a dataset root's clips (named, recorded in the workspace; the clips that
+    cannot be read fail alone), else the video files and frame folders under ``inputs``."""
+    from vad_pipeline.datasets import DATASET_FOLDER, open_dataset, record_dataset
+    from vad_pipeline.discovery import find_videos, nothing_found
+
+    folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    dataset = None
+    if len(inputs) == 1 and folders:
+        dataset = open_dataset(folders[0], split, workspace.root / DATASET_FOLDER / "pixel_masks.npz")
+    elif split:
+        raise UserError(f"--split {split}: pass one dataset root (a folder in a layout vad_pipeline.datasets knows)")
+    if dataset is None:
+        videos = find_videos(inputs)
+        if not videos:
+            raise nothing_found(inputs)
+        return list(videos), []
+    log.info("extract: %s", dataset.summary())
+    refs: list[Path | VideoRef] = []
+    failed: list[tuple[Path, str]] = []
+    for clip in dataset.clips:
+        try:
+            refs.append(workspace.video_ref(clip.source, clip=clip.name, fps=fps))
+        except (OSError, UserError) as exc:
+            message = str(exc) if isinstance(exc, UserError) else f"{clip.source}: cannot be read ({exc})"
+            log.error("%s", message)
+            failed.append((clip.source, message))
+    keys = {ref.clip_name: ref.video_id for ref in refs if isinstance(ref, VideoRef)}
+    log.info("extract: dataset recorded in %s (score and report read it)",
+             record_dataset(workspace.root, dataset, keys))
+    return refs, failed

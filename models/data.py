@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vad_pipeline.errors import UserError
+from vad_pipeline.schemas import clip_name
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def scan_workspace_features(folder: Path) -> list[VideoFeatures]:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         npy = sidecar.with_suffix(".npy")
         if npy.is_file():
-            videos.append(VideoFeatures(name=Path(meta["video"]).stem, key=meta["video_id"], files=(npy,),
+            videos.append(VideoFeatures(name=clip_name(meta), key=meta["video_id"], files=(npy,),
                                         source=meta["video"]))
     return videos
 

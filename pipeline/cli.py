@@ -41,8 +41,9 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", metavar="PATH|random", default=None,
                         help="checkpoint file, or 'random' for an untrained backbone (tests only); default: "
                              "$VAD_I3D_WEIGHTS / $VAD_I3D_R50_WEIGHTS, then the installed weights")
-    parser.add_argument("--crops", choices=("center", "five", "ten"), default="center",
-                        help="224x224 crops per snippet: center, 5 (corners + center) or 10 (and their mirrors)")
+    parser.add_argument("--crops", choices=("center", "five", "ten"), default=None,
+                        help="224x224 crops per snippet: center (default), 5 (corners + center) or 10 (and their "
+                             "mirrors); a dataset split's own by default (Ped2 weak: ten)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
@@ -51,8 +52,9 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
                              "or auto (device on a GPU, host on the CPU)")
     parser.add_argument("--decoders", type=int, default=None,
                         help="videos decoded at once, the next ones read ahead (default 4 on a GPU, 1 on the CPU)")
-    parser.add_argument("--tail", choices=("drop", "pad"), default="drop",
-                        help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it")
+    parser.add_argument("--tail", choices=("drop", "pad"), default=None,
+                        help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it; a dataset "
+                             "split's own by default (Ped2 weak: pad)")
     parser.add_argument("--decoder", choices=("auto", "decord", "opencv", "torchcodec"), default="auto",
                         help="video decoder (auto = on a GPU torchcodec's NVDEC when installed, else decord's GPU "
                              "context when built with CUDA; on the CPU OpenCV for mp4/avi/mov and decord for other "
@@ -63,6 +65,12 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
                         help="backbone precision: auto = fp16 on CUDA, on the CPU bf16 where it is native (AVX-512 "
                              "BF16 / AMX), else fp32; bf16 = mixed precision (CPUs "
                              "with bf16, GPUs); fp16 = CUDA only")
+
+
+def _frame_rate_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fps", type=float, default=None,
+                        help="frame rate of folders of frames (default 25; recorded in the outputs); video files "
+                             "keep their own")
 
 
 def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
@@ -144,8 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     extract = commands.add_parser("extract", help="decode videos and cache 16-frame I3D snippet features",
                                   description="Decode videos and cache (T, crops, D) I3D snippet features per video.")
-    extract.add_argument("videos", nargs="+", type=Path, help="video files or folders (searched recursively)")
+    extract.add_argument("videos", nargs="+", type=Path,
+                         help="video files, folders of frames, folders holding them (searched recursively), or one "
+                              "dataset root (UCSD Ped1/Ped2, Avenue, ShanghaiTech layouts: splits and ground truth "
+                              "recorded for score and report)")
     _extract_options(extract)
+    _frame_rate_option(extract)
+    extract.add_argument("--split", default=None,
+                         help="dataset roots: which published split (standard, default; UCSD Ped2 also weak: the "
+                              "RTFM / TEVAD weakly supervised split)")
     extract.add_argument("--stages", default="features,tracks",
                          help="comma-separated stages to run: features (I3D), tracks (YOLO + ByteTrack); default both")
     extract.add_argument("--detector", default=None,
@@ -211,8 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="apply a model bundle to new videos (no labels): frame scores, proposals and alerts",
         description="Extract what the bundle needs with its own feature spec (cached), score every video and write "
                     "frame scores, T-CAM proposals, alerts.csv and predictions.json. Never trains.")
-    predict.add_argument("videos", nargs="*", type=Path, help="video files or folders (searched recursively)")
+    predict.add_argument("videos", nargs="*", type=Path,
+                         help="video files, folders of frames, or folders holding them (searched recursively)")
     _apply_options(predict)
+    _frame_rate_option(predict)
     predict.add_argument("--features", type=Path, default=None,
                          help="score public-layout feature files in this folder instead of videos")
     predict.add_argument("--tracks", type=Path, default=None,
@@ -231,8 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         "watch", help="score a live stream (file, camera, RTSP / HTTP URL) with a model bundle as frames arrive",
         description="Score SOURCE snippet by snippet as frames arrive: one JSON line per snippet and per alert on "
                     "stdout; at the end (or Ctrl-C) latency p50 / p95 and sustained frames/s.")
-    watch.add_argument("source", help="a video file, a camera index (0) or an rtsp:// / http:// URL")
+    watch.add_argument("source", help="a video file, a folder of frames, a camera index (0) or an rtsp:// / http:// "
+                                      "URL")
     _apply_options(watch)
+    _frame_rate_option(watch)
     watch.add_argument("--realtime", action="store_true", help="a file: deliver its frames at its frame rate")
     watch.add_argument("--out", type=Path, default=None, help="keep an mp4 clip around each alert in this folder")
     watch.add_argument("--context", type=int, default=32,
@@ -281,15 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--gt", action="append", type=Path, default=[], metavar="FILE|DIR",
                         help="ground truth: UCF Temporal_Anomaly_Annotation.txt, XD annotations.txt, ShanghaiTech "
                              "test_frame_mask/, UCSDped2.m, avenue.mat, .npz labels or pixel masks, or CSV "
-                             "video,start_frame,end_frame (repeatable; default: a ground_truth.csv beside the videos)")
+                             "video,start_frame,end_frame (repeatable; default: the dataset extract recorded, else a "
+                             "ground_truth.csv beside the videos)")
     report.add_argument("--out", type=Path, default=None, help="report folder (default <workdir>/report)")
     report.add_argument("--runs", default="all",
                         help="which scores runs: all (default; a method with several runs shows each, by folder) "
                              "or comma-separated run folders (mil-1a2b...) or method names with one run")
-    report.add_argument("--frames", choices=("snippets", "video", "xd"), default="snippets",
+    report.add_argument("--frames", choices=("snippets", "video", "xd"), default=None,
                         help="evaluated frames: 16 x snippets (public code, default), every decoded frame, or "
                              "XD-Violence's 16*floor((n-1)/16)")
-    report.add_argument("--normalize", action="store_true", help="min-max frame scores per video before metrics")
+    report.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="min-max frame scores per video before metrics (default: off, or the recorded dataset "
+                             "split's convention)")
     report.add_argument("--sigma", type=float, default=0.0, help="temporal Gaussian smoothing of frame scores")
     report.add_argument("--proposals", choices=("largest", "all"), default="largest",
                         help="T-CAM proposals: the largest component per video (paper) or all")
@@ -327,9 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
 
+    from vad_pipeline.datasets import split_of
+
+    split = split_of(args.videos[0], args.split) if len(args.videos) == 1 else None
     config = ExtractConfig(
-        backbone=args.backbone, weights=args.weights, crops=args.crops, device=args.device,
-        batch_size=args.batch_size, tail=args.tail, decoder=args.decoder, threads=args.threads,
+        backbone=args.backbone, weights=args.weights, crops=args.crops or (split and split.crops) or ExtractConfig.crops,
+        device=args.device, batch_size=args.batch_size,
+        tail=args.tail or (split and split.tail) or ExtractConfig.tail, decoder=args.decoder, threads=args.threads,
         preprocess=args.preprocess, decoders=args.decoders,
         precision=args.precision, progress=not args.quiet,
     )
@@ -344,7 +370,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                          decoder=args.decoder, progress=not args.quiet)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     summary = extract_videos(Workspace(args.workdir), args.videos, config, force=args.force, stages=stages,
-                             tracks=tracks, executor=_executor(args))
+                             tracks=tracks, executor=_executor(args), split=args.split, fps=args.fps)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
 
@@ -386,6 +412,21 @@ def _ssmtl_options(parser: argparse.ArgumentParser) -> None:
                        help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
 
 
+def _labels(args: argparse.Namespace) -> Path | None:
+    """``--labels``, else the labels and splits of the dataset ``extract ROOT`` recorded in the workspace (unless
+    list files or public features say otherwise)."""
+    if args.labels is not None or args.train_list or args.test_list or getattr(args, "features", None):
+        return args.labels
+    from vad_pipeline.datasets import recorded_dataset
+
+    record = recorded_dataset(args.workdir)
+    if record is None:
+        return None
+    log.info("%s: labels and splits of %s (%s split) as extract recorded them: %s", args.command, record["title"],
+             record["split"], record["labels"])
+    return Path(record["labels"])
+
+
 def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The ``TrainConfig`` fields of the options ``_training_options`` added."""
     options = {}
@@ -395,7 +436,7 @@ def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
         key, value = item.split("=", 1)
         options[key.strip()] = value.strip()
     return dict(method=args.method, base=args.base, features=args.features, features_tag=args.features_tag,
-                labels=args.labels, train_list=args.train_list, test_list=args.test_list, seed=args.seed,
+                labels=_labels(args), train_list=args.train_list, test_list=args.test_list, seed=args.seed,
                 epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, options=options,
                 xel_update=args.xel_update, far=args.far, device=args.device, precision=args.precision,
                 force=args.force, progress=not args.quiet)
@@ -423,7 +464,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     extract = ExtractConfig(weights=args.weights, device=args.device, threads=args.threads, batch_size=1,
                             progress=False)
     config = WatchConfig(model=args.model, threshold=args.threshold, realtime=args.realtime, out=args.out,
-                         context=args.context, clip_seconds=args.clip_seconds, retries=args.retries)
+                         context=args.context, clip_seconds=args.clip_seconds, retries=args.retries, fps=args.fps)
     summary = watch(Workspace(args.workdir), args.source, config, extract)
     return EXIT_OK if summary.frames else EXIT_SOME_FAILED
 
@@ -442,7 +483,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     extract = ExtractConfig(weights=args.weights, device=args.device, batch_size=args.batch_size,
                             decoder=args.decoder, threads=args.threads, progress=not args.quiet)
     config = PredictConfig(model=args.model, threshold=args.threshold, out=args.out, features=args.features,
-                           tracks=args.tracks, progress=not args.quiet)
+                           tracks=args.tracks, fps=args.fps, progress=not args.quiet)
     summary = predict(Workspace(args.workdir), args.videos, config, extract, executor=_executor(args))
     print(summary.out)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
@@ -456,7 +497,7 @@ def _ssmtl_config(args: argparse.Namespace, **extra: Any) -> Any:
     objects = ObjectConfig(half_window=args.half_window, max_step=args.max_step, size=args.crop_size,
                            decoder="auto")
     return SSMTLConfig(
-        tracks=args.tracks, tracks_tag=args.tracks_tag, labels=args.labels, train_list=args.train_list,
+        tracks=args.tracks, tracks_tag=args.tracks_tag, labels=_labels(args), train_list=args.train_list,
         test_list=args.test_list, variant=args.variant, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
@@ -473,13 +514,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     workspace = Workspace(args.workdir)
     if not workspace.exists():
         raise UserError(f"{workspace.root}: no workspace here yet; run `vad-pipeline extract` and `score` first")
-    evaluation = EvalConfig(frames=args.frames, normalize=args.normalize, sigma=args.sigma, proposals=args.proposals,
+    from vad_pipeline.datasets import recorded_dataset
+
+    dataset = recorded_dataset(workspace.root)
+    convention = (dataset or {}).get("evaluation", {})
+    gt = list(args.gt)
+    if not gt and dataset and dataset["ground_truth"]:
+        gt = [Path(p) for p in dataset["ground_truth"]]
+        log.info("report: ground truth of %s as extract recorded it: %s", dataset["title"], ", ".join(map(str, gt)))
+    frames = args.frames or convention.get("frames") or EvalConfig.frames
+    normalize = args.normalize if args.normalize is not None else convention.get("normalize", EvalConfig.normalize)
+    evaluation = EvalConfig(frames=frames, normalize=normalize, sigma=args.sigma, proposals=args.proposals,
                             proposal_threshold=args.proposal_threshold, alarm_threshold=args.alarm_threshold,
                             target_recall=args.target_recall, single_class=args.single_class, split=args.split)
-    config = ReportConfig(gt=tuple(args.gt), out=args.out, runs=args.runs, evaluation=evaluation,
+    config = ReportConfig(gt=tuple(gt), out=args.out, runs=args.runs, evaluation=evaluation,
                           max_videos=args.max_videos, open_browser=args.open, accuracy=args.accuracy,
                           predictions=tuple(args.predictions))
     summary = write_report(workspace, config)
+    for result in summary.results:
+        frame = result.metrics.get("frame") or {}
+        if frame.get("auc") is not None:
+            macro = frame.get("macro_auc")
+            print(f"{result.run.label}: frame AUC micro {frame['auc']:.4f}"
+                  + (f", macro {macro:.4f}" if macro is not None else "")
+                  + f" ({len(result.videos)} test videos; frames: {frames}{', normalised per video' if normalize else ''})")
     print(summary.html)
     return EXIT_OK
 

@@ -12,16 +12,17 @@
 ``shanghaitech``       ``training/videos/SS_VVV.avi``, ``testing/frames/SS_VVVV/*.jpg``, ``testing/test_frame_mask/``
 =====================  ==========================================================================================
 
-``materialize`` turns every clip into a video file under a folder of the workspace: frame folders are encoded
-losslessly (FFV1 in ``.avi``, decoded bit-exactly by decord and OpenCV), video files are hard-linked (copied across
-file systems). Training clips are named ``train_<name>``, test clips keep the name the ground truth uses.
+``vad-pipeline extract ROOT`` reads a recognised root as a dataset (``open_dataset``): its clips (frame folders are
+read directly as videos, :mod:`vad_pipeline.frames`) under the names its ground truth uses (training clips
+``train_<name>``, test clips their own), one of its published splits (``--split``: ``standard``; UCSD Ped2 also
+``weak``, RTFM / TEVAD's weakly supervised split), and records in the workspace (``record_dataset``) which clip is
+in which split, its label and where the ground truth is, so that ``score`` and ``report`` need no ``--labels`` or
+``--gt``. ``frames_to_video`` encodes a frame folder losslessly as FFV1 (the benchmark comparing both readings).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,10 +32,9 @@ import numpy as np
 from .atomic import atomic_path, save_npz_atomic
 from .decode import VIDEO_EXTENSIONS
 from .errors import UserError
+from .frames import image_files
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 
 @dataclass
@@ -57,12 +57,11 @@ class Layout:
     mask_folders: dict[str, Path] = field(default_factory=dict)  # UCSD: test clip -> folder of .bmp masks
 
 
-def _frames(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-
-
 def _frame_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _frames(p)) if folder.is_dir() else []
+    from .frames import natural_key
+
+    return sorted((p for p in folder.iterdir() if p.is_dir() and image_files(p)),
+                  key=lambda p: natural_key(p.name)) if folder.is_dir() else []
 
 
 def _matching_m_file(candidates: list[Path], test_clips: int) -> list[Path]:
@@ -74,11 +73,11 @@ def _matching_m_file(candidates: list[Path], test_clips: int) -> list[Path]:
     return candidates[:1]
 
 
-def find_layout(root: Path) -> Layout:
-    """Recognise the layout of ``root`` (see the module docstring) or raise one clear error."""
+def detect_layout(root: Path) -> Layout | None:
+    """The layout of ``root`` (see the module docstring), or None when it matches none."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"--data {root}: no such folder")
+        return None
     if (root / "training" / "frames").is_dir() and (root / "testing" / "frames").is_dir():
         clips = [Clip(p.name, p, "train") for p in _frame_folders(root / "training" / "frames")]
         clips += [Clip(p.name, p, "test") for p in _frame_folders(root / "testing" / "frames")]
@@ -110,8 +109,37 @@ def find_layout(root: Path) -> Layout:
         # frame labels and pixel masks: both when both are there (the masks give RBDC / TBDC)
         truth = [p for p in (root / "avenue.mat", root / "testing_label_mask") if p.exists()]
         return Layout("avenue", root, clips, truth)
-    raise UserError(f"--data {root}: not a known layout (UCSD Ped jpg or original, Avenue, ShanghaiTech); see "
-                    "vad_pipeline.datasets")
+    return None
+
+
+#: what each recognised layout needs, as (name, the folders it needs) for the line that says why none matched
+LAYOUT_NEEDS = (
+    ("UCSD / ShanghaiTech jpg layout", ("training/frames", "testing/frames")),
+    ("ShanghaiTech", ("training/videos", "testing/frames")),
+    ("UCSD original", ("Train", "Test")),
+    ("CUHK Avenue", ("training_videos", "testing_videos")),
+)
+
+
+def layouts_tried(root: Path) -> str:
+    """Which layouts were tried on ``root`` and what each was missing (one line's worth)."""
+    parts = []
+    for name, needs in LAYOUT_NEEDS:
+        missing = [need + "/" for need in needs if not (Path(root) / need).is_dir()]
+        parts.append(f"{name}: no {' or '.join(missing)}" if missing else f"{name}: no clips inside")
+    return "tried " + "; ".join(parts)
+
+
+def find_layout(root: Path) -> Layout:
+    """Recognise the layout of ``root`` (see the module docstring) or raise one clear error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"--data {root}: no such folder")
+    layout = detect_layout(root)
+    if layout is None or not layout.clips:
+        raise UserError(f"--data {root}: not a known dataset layout ({layouts_tried(root)}); see "
+                        "vad_pipeline.datasets")
+    return layout
 
 
 def frames_to_video(frames: list[Path], target: Path, fps: float) -> Path:
@@ -137,27 +165,6 @@ def frames_to_video(frames: list[Path], target: Path, fps: float) -> Path:
     return target
 
 
-def materialize(layout: Layout, folder: Path, fps: float = 25.0) -> dict[str, Path]:
-    """Every clip of ``layout`` as a video file under ``folder/{train,test}/``; returns name -> path
-    (training clips as ``train_<name>``)."""
-    out: dict[str, Path] = {}
-    for clip in layout.clips:
-        name = f"train_{clip.name}" if clip.split == "train" else clip.name
-        if clip.source.is_dir():
-            target = folder / clip.split / f"{name}.avi"
-            frames_to_video(_frames(clip.source), target, fps)
-        else:
-            target = folder / clip.split / f"{name}{clip.source.suffix.lower()}"
-            if not target.is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(clip.source, target)
-                except OSError:
-                    shutil.copy2(clip.source, target)
-        out[name] = target
-    return out
-
-
 def ucsd_mask_archive(layout: Layout, target: Path) -> Path | None:
     """Pack the original UCSD ``Test0NN_gt/*.bmp`` masks into an ``.npz`` the ground-truth readers take."""
     if not layout.mask_folders:
@@ -166,7 +173,225 @@ def ucsd_mask_archive(layout: Layout, target: Path) -> Path | None:
         return target
     arrays = {}
     for name, folder in layout.mask_folders.items():
-        masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in _frames(folder)]
+        masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in image_files(folder)]
         arrays[name] = np.stack([m > 0 for m in masks])
     save_npz_atomic(target, arrays, compressed=True)
     return target
+
+
+# -- a dataset root as the input of `vad-pipeline extract` ---------------------------------------------------------
+
+#: the weakly supervised UCSD Ped2 split of RTFM / TEVAD (``list/ped2-i3d{,-test}.list``): 10 training clips (6 of the
+#: official test clips, anomalous, and 4 normal training clips) and 18 test clips, features with ten crops and the
+#: last snippet padded (16 * ceil(frames / 16) frames per clip: 3,200 frames in ``gt-ped2.npy``)
+PED2_WEAK_TRAIN = ("Test002", "Test006", "Test009", "Test010", "Test011", "Test012",
+                   "Train007", "Train008", "Train014", "Train015")
+PED2_WEAK_TEST = ("Test001", "Test003", "Test004", "Test005", "Test007", "Test008",
+                  "Train001", "Train002", "Train003", "Train004", "Train005", "Train006", "Train009", "Train010",
+                  "Train011", "Train012", "Train013", "Train016")
+
+DATASET_FOLDER = "dataset"  # <workdir>/dataset/: dataset.json, labels.csv (and pixel_masks.npz for UCSD's .bmp masks)
+DATASET_SCHEMA = "vad-pipeline/dataset/1"
+
+
+@dataclass(frozen=True)
+class SplitDefinition:
+    """A published split of a dataset: its description and the extraction its literature used (``crops``,
+    ``tail``; None: the command's defaults) and the evaluation convention (``frames``, ``normalize``)."""
+
+    name: str
+    description: str
+    crops: str | None = None
+    tail: str | None = None
+    frames: str = "video"
+    normalize: bool = True
+
+
+STANDARD_SPLIT = SplitDefinition(
+    "standard", "the official one-class split: normal training clips, test clips with frame labels; frame AUC over "
+    "every decoded frame, scores min-max normalised per clip (the object-centric convention)")
+PED2_WEAK_SPLIT = SplitDefinition(
+    "weak", "the weakly supervised split of RTFM / TEVAD (10 training clips with video labels, 18 test clips); "
+    "ten-crop I3D features, last snippet padded, frame AUC over 16 T frames", crops="ten", tail="pad",
+    frames="snippets", normalize=False)
+
+
+@dataclass
+class DatasetClip:
+    """One clip of a dataset split: ``name`` is what labels and ground truth call it, ``label`` 1 when anomalous."""
+
+    name: str
+    source: Path
+    split: str
+    label: int
+
+
+@dataclass
+class Dataset:
+    """A dataset root read through one of its splits: what ``extract ROOT`` records in the workspace."""
+
+    title: str  # e.g. "UCSD Ped2 (jpg layout)"
+    layout: Layout
+    split: SplitDefinition
+    splits: tuple[str, ...]
+    clips: list[DatasetClip]
+    ground_truth: list[Path]
+
+    def summary(self) -> str:
+        """The one line ``extract`` prints: what was found."""
+        train = sum(c.split == "train" for c in self.clips)
+        test = sum(c.split == "test" for c in self.clips)
+        truth = ["frame labels"] if self.ground_truth else []
+        if self.layout.mask_folders or any("mask" in p.name for p in self.ground_truth):
+            truth.append("pixel masks")
+        split = f", {self.split.name} split" if len(self.splits) > 1 else ""
+        return (f"{self.title}{split}: {train} training clips, {test} test clips, "
+                f"{' + '.join(truth) or 'no ground truth'}")
+
+
+def _dataset_name(layout: Layout) -> str:
+    """The dataset a layout holds: UCSD Ped1 / Ped2 by their ground-truth file, else by layout."""
+    if layout.kind in ("ped-jpg", "ucsd"):
+        names = " ".join(p.name for p in layout.ground_truth) + " " + layout.root.name
+        for ped in ("ped1", "ped2"):
+            if ped in names.lower():
+                return f"UCSD {ped.capitalize()}"
+        return "UCSD pedestrian"
+    return {"shanghaitech": "ShanghaiTech", "avenue": "CUHK Avenue"}.get(layout.kind, layout.kind)
+
+
+_LAYOUT_WORDS = {"ped-jpg": "jpg layout", "ucsd": "original layout", "avenue": "Avenue layout",
+                 "shanghaitech": "ShanghaiTech layout"}
+
+
+def _clip_number(name: str) -> int | None:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return int(digits) if digits else None
+
+
+def _frame_count(source: Path) -> int | None:
+    """Frames of a clip without decoding it: images in a folder, the header's count of a video file."""
+    from .frames import image_files
+
+    if source.is_dir():
+        return len(image_files(source))
+    capture = cv2.VideoCapture(str(source))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+    finally:
+        capture.release()
+
+
+def split_of(root: Path, split: str | None) -> SplitDefinition | None:
+    """The split ``extract ROOT --split`` reads (its extraction defaults), without reading the ground truth; None
+    when ``root`` is not a dataset root."""
+    layout = detect_layout(root) if Path(root).is_dir() else None
+    if layout is None or not layout.clips:
+        return None
+    return PED2_WEAK_SPLIT if split == "weak" and _dataset_name(layout) == "UCSD Ped2" else STANDARD_SPLIT
+
+
+def open_dataset(root: Path, split: str | None = None, masks_archive: Path | None = None) -> Dataset | None:
+    """``root`` read as a dataset through ``split`` (default: the standard one), or None when ``root`` matches no
+    layout. Labels come from the ground truth (a test clip with an anomalous frame is anomalous); a ground truth
+    whose length disagrees with its clip's frames is one error naming both. ``masks_archive``: where UCSD's
+    ``.bmp`` masks are packed for the readers (original layout only)."""
+    from vad_pipeline.postprocess.ground_truth import load_many
+
+    layout = detect_layout(root)
+    if layout is None or not layout.clips:
+        if split:
+            raise UserError(f"--split {split}: {root} is not a dataset root ({layouts_tried(root)})")
+        return None
+    name = _dataset_name(layout)
+    splits = ("standard", "weak") if name == "UCSD Ped2" else ("standard",)
+    chosen = split or "standard"
+    if chosen not in splits:
+        raise UserError(f"--split {chosen}: {name} has the split(s) {', '.join(splits)}")
+    truth_files = list(layout.ground_truth)
+    if masks_archive is not None and layout.mask_folders:
+        truth_files.append(ucsd_mask_archive(layout, masks_archive))
+    truth = load_many(truth_files) if truth_files else None
+    clips: list[DatasetClip] = []
+    definition = STANDARD_SPLIT
+    if chosen == "standard":
+        for clip in layout.clips:
+            if clip.split == "train":
+                clips.append(DatasetClip(f"train_{clip.name}", clip.source, "train", 0))
+                continue
+            video = truth.get(clip.name) if truth is not None else None
+            frames = _frame_count(clip.source)
+            if video is not None and video.num_frames is not None and frames and video.num_frames != frames:
+                raise UserError(f"{video.source or truth_files[0]}: ground truth of clip {clip.name} has "
+                                f"{video.num_frames} frames but {clip.source} has {frames}; use the ground truth "
+                                "of this copy of the dataset")
+            clips.append(DatasetClip(clip.name, clip.source, "test", int(video is not None and
+                                                                         video.frame_labels(frames).any())))
+    else:
+        definition = PED2_WEAK_SPLIT
+        by_name = {f"{'Train' if c.split == 'train' else 'Test'}{_clip_number(c.name) or 0:03d}": c
+                   for c in layout.clips}
+        missing = [n for n in PED2_WEAK_TRAIN + PED2_WEAK_TEST if n not in by_name]
+        if missing:
+            raise UserError(f"--split weak: {root} lacks the clip(s) {', '.join(missing[:4])} the split names")
+        for wanted, split_name in [(n, "train") for n in PED2_WEAK_TRAIN] + [(n, "test") for n in PED2_WEAK_TEST]:
+            clip = by_name[wanted]
+            anomalous = clip.split == "test" and truth is not None and truth.get(clip.name) is not None and \
+                truth.get(clip.name).frame_labels(_frame_count(clip.source)).any()
+            clips.append(DatasetClip(wanted, clip.source, split_name, int(bool(anomalous))))
+    title = f"{name} ({_LAYOUT_WORDS.get(layout.kind, layout.kind)})"
+    return Dataset(title, layout, definition, splits, clips, truth_files)
+
+
+def record_dataset(workdir: Path, dataset: Dataset, keys: dict[str, str]) -> Path:
+    """Write ``<workdir>/dataset/``: ``dataset.json`` (schema below) and ``labels.csv`` (``video,label,split``, the
+    file ``score --labels`` takes), atomically. ``keys``: clip name -> video id of the clips that were read.
+
+    ``dataset.json``: ``schema``, ``title``, ``kind`` (layout), ``root``, ``split``, ``splits`` (the dataset's
+    published splits), ``description`` (the split's), ``evaluation`` (``frames``, ``normalize``: the split's
+    convention, what ``report`` uses unless told otherwise), ``ground_truth`` (files ``report`` reads), ``labels``
+    (the CSV), ``clips`` (``name``, ``source``, ``split``, ``label``, ``video_id``)."""
+    import csv
+    import io
+    import json
+
+    folder = Path(workdir) / DATASET_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["video", "label", "split"])
+    for clip in dataset.clips:
+        writer.writerow([clip.name, "anomaly" if clip.label else "normal", clip.split])
+    labels = folder / "labels.csv"
+    with atomic_path(labels) as tmp:
+        tmp.write_text(text.getvalue(), encoding="utf-8")
+    record = {
+        "schema": DATASET_SCHEMA, "title": dataset.title, "kind": dataset.layout.kind,
+        "root": str(Path(dataset.layout.root).resolve()), "split": dataset.split.name, "splits": list(dataset.splits),
+        "description": dataset.split.description,
+        "evaluation": {"frames": dataset.split.frames, "normalize": dataset.split.normalize},
+        "ground_truth": [str(Path(p).resolve()) for p in dataset.ground_truth], "labels": str(labels),
+        "clips": [{"name": c.name, "source": str(c.source), "split": c.split, "label": c.label,
+                   "video_id": keys.get(c.name)} for c in dataset.clips],
+    }
+    target = folder / "dataset.json"
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return target
+
+
+def recorded_dataset(workdir: Path) -> dict | None:
+    """The dataset ``extract ROOT`` recorded in ``workdir`` (``dataset.json``), or None; an unreadable record is
+    one line saying to extract again."""
+    import json
+
+    path = Path(workdir) / DATASET_FOLDER / "dataset.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable ({type(exc).__name__}); run `vad-pipeline extract ROOT` again") from None
+    if record.get("schema") != DATASET_SCHEMA:
+        raise UserError(f"{path}: not a dataset record of this version; run `vad-pipeline extract ROOT` again")
+    return record

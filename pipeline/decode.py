@@ -337,8 +337,11 @@ class OpenCVReader:
         self._capture.release()
 
 
-def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> FrameReader:
+def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False, fps: float | None = None) -> FrameReader:
     """Open ``path`` with the chosen decoder. Raises VideoError with a one-line reason.
+
+    A folder of images is a video (:mod:`vad_pipeline.frames`: natural order, read directly); ``fps`` is its frame
+    rate (default 25; video files keep their own).
 
     ``auto``: when a GPU is wanted, torchcodec on it (NVDEC, frames left on the GPU as torch tensors) when
     torchcodec is installed and loads, else decord with its GPU context when decord was built with CUDA; one log
@@ -351,6 +354,10 @@ def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False) -> Fra
     ``decord`` forces decord (CPU context unless a GPU is wanted and available); ``opencv`` forces OpenCV;
     ``torchcodec`` forces torchcodec (on the GPU when one is wanted and it can, else on the CPU, numpy frames)."""
     path = Path(path)
+    if path.is_dir():
+        from .frames import FrameFolderReader
+
+        return FrameFolderReader(path, fps, VIDEO_EXTENSIONS)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
     if path.stat().st_size == 0:

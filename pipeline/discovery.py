@@ -1,32 +1,64 @@
-"""Finding the videos a user pointed the pipeline at."""
+"""Finding the videos a user pointed the pipeline at: video files and folders of frames (:mod:`.frames`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
 from .decode import VIDEO_EXTENSIONS
 from .errors import UserError
+from .frames import IMAGE_EXTENSIONS, image_files
 
 
 def find_videos(inputs: Iterable[Path | str]) -> list[Path]:
-    """Expand files and folders (recursively) into a sorted, de-duplicated list of video files.
+    """Expand files and folders into a de-duplicated list of videos: video files, and folders of frames (a folder
+    that directly holds images is one clip, read as a video; its sub-folders are not searched).
 
-    A file named explicitly is kept whatever its extension (so that a bad file gets its own clear error);
-    inside folders only files with a common video extension are taken, hidden files and folders skipped.
-    """
+    A file named explicitly is kept whatever its extension (so that a bad file gets its own clear error); inside
+    folders only files with a common video extension are taken, hidden files and folders skipped, in natural order.
+    A folder that holds images and video files side by side is kept as one clip, whose reading then fails with one
+    line saying so (the other inputs go on)."""
+    from .frames import natural_key
+
     found: dict[Path, None] = {}
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                relative = candidate.relative_to(path)
-                if any(part.startswith(".") for part in relative.parts):
+            if image_files(path):
+                found[path.resolve()] = None
+                continue
+            for folder, subfolders, files in os.walk(path):
+                subfolders[:] = sorted((d for d in subfolders if not d.startswith(".")), key=natural_key)
+                here = Path(folder)
+                if here != path and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files
+                                        if not f.startswith(".")):
+                    found[here.resolve()] = None
+                    subfolders[:] = []
                     continue
-                if candidate.is_file() and candidate.suffix.lower() in VIDEO_EXTENSIONS:
-                    found[candidate.resolve()] = None
+                for name in sorted(files, key=natural_key):
+                    if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS:
+                        found[(here / name).resolve()] = None
         elif path.is_file():
             found[path.resolve()] = None
         else:
-            raise UserError(f"{path}: no such file or folder; pass video files or folders holding them")
+            raise UserError(f"{path}: no such file or folder; pass video files, folders of frames or folders "
+                            "holding them")
     return list(found)
+
+
+def nothing_found(inputs: Iterable[Path | str]) -> UserError:
+    """The one line for inputs that hold no video: what was looked for, and for a folder the dataset layouts tried
+    and what each was missing."""
+    from .datasets import layouts_tried
+
+    inputs = [Path(p) for p in inputs]
+    folders = [p for p in inputs if p.is_dir()]
+    where = ", ".join(map(str, inputs))
+    if len(folders) == 1 and len(inputs) == 1:
+        empty = not any(True for _ in folders[0].iterdir())
+        if empty:
+            return UserError(f"{folders[0]}: empty folder; pass video files, folders of frames or a dataset root")
+        return UserError(f"{folders[0]}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS)[:4])}, ...) or folders of "
+                         f"images, and not a dataset root ({layouts_tried(folders[0])})")
+    return UserError(f"no video files or folders of frames found in {where}; pass video files or folders")

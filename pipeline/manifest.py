@@ -19,13 +19,14 @@ is the index and the history. Several processes may write to it at once (WAL, bu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .atomic import artifact_lock
 from .hashing import file_sha256
@@ -89,18 +90,35 @@ class Manifest:
 
     # -- content hashes ---------------------------------------------------------------------------------------
     def sha256_of(self, path: Path) -> str:
-        """SHA-256 of ``path``, recomputed only when its size or modification time changed."""
+        """SHA-256 of ``path``, recomputed only when its size or modification time changed. A folder of frames
+        (:mod:`vad_pipeline.frames`) hashes its frames' names and contents; its row's size is the frames' total and
+        its stamp a digest of every frame's name, size and mtime, so a touched, added or removed frame rehashes it."""
         path = Path(path).resolve()
+        if path.is_dir():
+            return self._folder_sha256(path)
         stat = path.stat()
+        return self._cached_sha256(path, stat.st_size, stat.st_mtime_ns, lambda: file_sha256(path))
+
+    def _cached_sha256(self, path: Path, size: int, stamp: int, compute: Callable[[], str]) -> str:
         rows = self._execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path = ?", (str(path),))
-        if rows and rows[0][0] == stat.st_size and rows[0][1] == stat.st_mtime_ns:
+        if rows and rows[0][0] == size and rows[0][1] == stamp:
             return rows[0][2]
-        digest = file_sha256(path)
-        self._execute(
-            "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
-            (str(path), stat.st_size, stat.st_mtime_ns, digest),
-        )
+        digest = compute()
+        self._execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)", (str(path), size, stamp, digest))
         return digest
+
+    def _folder_sha256(self, folder: Path) -> str:
+        from .decode import VIDEO_EXTENSIONS
+        from .frames import folder_digest, list_frames
+
+        frames = list_frames(folder, VIDEO_EXTENSIONS)
+        stamp, size = hashlib.sha256(), 0
+        for frame in frames:
+            info = frame.stat()
+            size += info.st_size
+            stamp.update(f"{frame.name}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        return self._cached_sha256(folder, size, int(stamp.hexdigest()[:15], 16),
+                                   lambda: folder_digest(frames, file_sha256))
 
     # -- videos -----------------------------------------------------------------------------------------------
     def record_video(self, video_id: str, path: Path, sha256: str, size: int, **meta: Any) -> None:

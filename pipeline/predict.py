@@ -51,6 +51,7 @@ class PredictConfig:
     features: Path | None = None  # public-layout feature files to score instead of videos
     tracks: Path | None = None  # SSMTL bundles: a tracks folder (CSV + JSON sidecars) to score instead of videos
     proposal_threshold: float = 0.35  # T-CAM proposals: fraction of the video's score range
+    fps: float | None = None  # folders of frames: their frame rate (None: 25)
     progress: bool = True
 
 
@@ -170,10 +171,11 @@ def _score_objects(workspace: Workspace, inputs: list[Path], bundle: Any, config
         tracks_stage = track_stage_for(workspace, bundle, config.model, config.progress,
                                        extract.device)
         paths = _video_paths(inputs)
-        summary = run_stage(workspace, tracks_stage, paths, progress=config.progress, executor=executor)
+        summary = run_stage(workspace, tracks_stage, paths, progress=config.progress, executor=executor,
+                            frame_rate=config.fps)
         failed += summary.failed
         assert summary.folder is not None
-        keys = {workspace.video_ref(p).video_id for p in [*summary.done, *summary.cached]}
+        keys = {workspace.video_ref(p, fps=config.fps).video_id for p in [*summary.done, *summary.cached]}
         videos = tracked_videos(workspace, summary.folder, keys)
         detector = tracks_stage.detector_path
     teacher = teacher_for(bundle, config.model, detector)
@@ -274,13 +276,13 @@ def feature_stage_for(workspace: Workspace, bundle: Any, model: Path | None, ext
 
 def _video_paths(inputs: list[Path]) -> list[Path]:
     """The video files under ``inputs`` (files or folders); one line when there are none."""
-    from vad_pipeline.discovery import find_videos
+    from vad_pipeline.discovery import find_videos, nothing_found
 
     if not inputs:
         raise UserError("predict: no videos given; pass video files or folders")
     paths = find_videos(inputs)
     if not paths:
-        raise UserError(f"no video files found in {', '.join(map(str, inputs))}; pass video files or folders")
+        raise nothing_found(inputs)
     return paths
 
 
@@ -292,13 +294,13 @@ def _extract_features(workspace: Workspace, inputs: list[Path], bundle: Any, con
 
     stage = feature_stage_for(workspace, bundle, config.model, extract, config.progress)  # a spec that cannot
     paths = _video_paths(inputs)  # be applied here is said first
-    summary = run_stage(workspace, stage, paths, progress=config.progress, executor=executor)
+    summary = run_stage(workspace, stage, paths, progress=config.progress, executor=executor, frame_rate=config.fps)
     assert summary.folder is not None
     videos = []
     for path in [*summary.done, *summary.cached]:
-        ref = workspace.video_ref(path)
+        ref = workspace.video_ref(path, fps=config.fps)
         npy = summary.folder / f"{ref.video_id}.npy"
-        videos.append(VideoFeatures(name=Path(path).stem, key=ref.video_id, files=(npy,), source=str(path)))
+        videos.append(VideoFeatures(name=ref.clip_name, key=ref.video_id, files=(npy,), source=str(path)))
     return sorted(videos, key=lambda v: v.key), list(summary.failed)
 
 

@@ -28,6 +28,12 @@ ALERT_COLUMNS = ("video", "video_id", "start_frame", "end_frame", "start_s", "en
 OBJECT_SCORE_COLUMNS = ("frame", "track_id", "x1", "y1", "x2", "y2", "score")
 
 
+def clip_name(meta: dict) -> str:
+    """The name a features or tracks sidecar knows its video by (``"clip"``: a dataset's name for it, e.g.
+    ``train_01``; older sidecars: the stem of ``"video"``)."""
+    return meta.get("clip") or Path(meta["video"]).stem
+
+
 def object_scores_header(tasks: tuple[str, ...]) -> list[str]:
     """The header of an ``<key>.objects.csv`` with per-task columns ``tasks``."""
     return [*OBJECT_SCORE_COLUMNS, *tasks]

@@ -142,10 +142,13 @@ class VideoOutcome:
     computed: bool = True  # False: another process finished the artifact while this one waited for it
 
 
-def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path | VideoRef], force: bool = False) -> StagePlan:
+def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path | VideoRef], force: bool = False,
+               frame_rate: float | None = None) -> StagePlan:
     """Create the stage's folder, index what is already cached (recording it in the manifest if a killed run
-    finished it unrecorded) and list the videos that still need work. ``videos``: files, or references already
-    made (e.g. the features standing in for a video the scores stage reads)."""
+    finished it unrecorded) and list the videos that still need work. ``videos``: files or folders of frames (at
+    ``frame_rate``, default 25), or references already made (e.g. the features standing in for a video the scores
+    stage reads, a dataset's named clips). A video that cannot be identified (unreadable, an empty or mixed frame
+    folder) fails alone."""
     digest, folder, config = stage_folder(workspace, stage)
     prepare_folder(folder)
     if not (folder / "config.json").is_file():
@@ -154,9 +157,10 @@ def plan_stage(workspace: Workspace, stage: Stage, videos: Sequence[Path | Video
     plan = StagePlan(stage.name, digest, folder, config, [], RunSummary(folder=folder), force)
     for path in videos:
         try:
-            video = path if isinstance(path, VideoRef) else workspace.video_ref(path)
-        except OSError as exc:
-            message = f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions"
+            video = path if isinstance(path, VideoRef) else workspace.video_ref(path, fps=frame_rate)
+        except (OSError, UserError) as exc:
+            message = str(exc) if isinstance(exc, UserError) else \
+                f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions"
             log.error("%s", message)
             plan.summary.failed.append((Path(path), message))
             continue
@@ -280,10 +284,11 @@ def run_stage(
     force: bool = False,
     progress: bool = True,
     executor: Executor | None = None,
+    frame_rate: float | None = None,
 ) -> RunSummary:
     """Apply ``stage`` to every video, reusing cached artifacts; see the module docstring. ``executor`` decides
-    where the work runs (default: this process)."""
-    plan = plan_stage(workspace, stage, videos, force)
+    where the work runs (default: this process); ``frame_rate``: that of frame folders given as paths."""
+    plan = plan_stage(workspace, stage, videos, force, frame_rate)
     if plan.pending:
         (executor or LocalExecutor()).execute(workspace, stage, plan, progress)
     return plan.summary

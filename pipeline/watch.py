@@ -59,6 +59,7 @@ class WatchConfig:
     clip_seconds: float = 2.0  # kept before and after each alert
     retries: int = 5  # reopen a dropped stream this many times in a row (backoff 0.5 s, doubling, at most 8 s)
     queue_frames: int = 256  # frames read ahead of the model at most
+    fps: float | None = None  # a folder of frames: its frame rate (None: 25)
 
 
 @dataclass
@@ -83,9 +84,45 @@ def parse_source(source: str) -> tuple[Any, bool]:
     if "://" in source:
         return source, True
     path = Path(source)
-    if not path.is_file():
-        raise UserError(f"{source}: no such file; pass a video file, a camera index or an rtsp:// / http:// URL")
+    if not path.is_file() and not path.is_dir():
+        raise UserError(f"{source}: no such file; pass a video file, a folder of frames, a camera index or an "
+                        "rtsp:// / http:// URL")
     return str(path), False
+
+
+class _FolderCapture:
+    """A folder of frames (:mod:`vad_pipeline.frames`) behind the part of ``cv2.VideoCapture`` the reader uses."""
+
+    def __init__(self, folder: str, fps: float | None):
+        import cv2
+
+        from .frames import FrameFolderReader
+
+        self._reader = FrameFolderReader(Path(folder), fps)
+        self._chunks = self._reader.iter_chunks(16)
+        self._pending: list = []
+        self._to_bgr = lambda frame: cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return True
+
+    def get(self, _property: int) -> float:
+        return self._reader.info.fps
+
+    def read(self) -> tuple[bool, Any]:
+        if not self._pending:
+            try:
+                chunk = next(self._chunks, None)
+            except UserError as exc:  # an unreadable frame: the stream ends there, with one line
+                log.error("%s", exc)
+                return False, None
+            if chunk is None:
+                return False, None
+            self._pending = list(chunk)[::-1]
+        return True, self._to_bgr(self._pending.pop())
+
+    def release(self) -> None:
+        self._reader.close()
 
 
 class FrameSource:
@@ -111,6 +148,8 @@ class FrameSource:
     def _open(self) -> Any:
         import cv2
 
+        if isinstance(self.target, str) and Path(self.target).is_dir():
+            return _FolderCapture(self.target, self.config.fps)
         capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
             capture.release()

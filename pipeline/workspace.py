@@ -9,12 +9,14 @@ Layout (also in README.md)::
         <video_id>.npy / .json     # the artifact and its JSON sidecar, written atomically
       demo/                        # videos and ground truth written by `vad-pipeline demo`
 
-``video_id`` is ``<file stem>-<first 10 hex digits of the file's SHA-256>``: a changed file gets a new id, two
-copies of one file share one id.
+``video_id`` is ``<clip name>-<first 10 hex digits of the content's SHA-256>`` (the clip name: a file's stem, a
+frame folder's name, or the name a dataset gives it): a changed file gets a new id, two copies of one file share
+one id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +30,23 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class VideoRef:
-    """A video identified by content: ``video_id`` changes when the file's bytes change."""
+    """A video identified by content: ``video_id`` changes when the file's bytes change. ``path`` is a video file
+    or a folder of frames; ``clip`` the name outputs, labels and ground truth know it by (default: the file's stem,
+    the folder's name; a dataset names its clips, e.g. ``train_01``); ``frame_rate`` a frame folder's (None: 25)."""
 
     path: Path
     sha256: str
     size: int
+    clip: str = ""
+    frame_rate: float | None = None
+
+    @property
+    def clip_name(self) -> str:
+        return self.clip or self.path.stem
 
     @property
     def video_id(self) -> str:
-        stem = _UNSAFE.sub("_", self.path.stem).strip("_") or "video"
+        stem = _UNSAFE.sub("_", self.clip_name).strip("_") or "video"
         return f"{stem}-{self.sha256[:10]}"
 
 
@@ -92,10 +102,21 @@ class Workspace:
                             f"choose one with {option} TAG")
         return candidates[0]
 
-    def video_ref(self, path: Path) -> VideoRef:
-        """Identify ``path`` by content (the hash is cached in the manifest while size and mtime are unchanged)."""
+    def video_ref(self, path: Path, clip: str = "", fps: float | None = None) -> VideoRef:
+        """Identify ``path`` (a video file or a folder of frames) by content; the hash is cached in the manifest
+        while sizes and mtimes are unchanged. A frame folder's frame rate ``fps`` is part of its identity (the
+        outputs record it); ``clip`` names it (default: the folder's name, the file's stem)."""
         path = Path(path).resolve()
-        return VideoRef(path=path, sha256=self.manifest.sha256_of(path), size=path.stat().st_size)
+        sha256 = self.manifest.sha256_of(path)
+        if not path.is_dir():
+            return VideoRef(path=path, sha256=sha256, size=path.stat().st_size, clip=clip)
+        from .frames import DEFAULT_FRAME_RATE
+
+        rate = float(fps or DEFAULT_FRAME_RATE)
+        if rate != DEFAULT_FRAME_RATE:
+            sha256 = hashlib.sha256(f"{sha256} fps={rate:g}".encode()).hexdigest()
+        size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+        return VideoRef(path=path, sha256=sha256, size=size, clip=clip or path.name, frame_rate=rate)
 
     def close(self) -> None:
         if self._manifest is not None:

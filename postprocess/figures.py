@@ -76,18 +76,26 @@ def roc_pr(curves: dict[str, dict[str, np.ndarray]], aucs: dict[str, tuple[float
 
 
 def thumbnails(video: Path, count: int = 8, height: int = 72) -> bytes | None:
-    """``count`` evenly spaced frames of ``video`` side by side as one PNG (OpenCV seek; None when unreadable)."""
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
+    """``count`` evenly spaced frames of ``video`` (a file: OpenCV seek; a folder of frames: those images) side by
+    side as one PNG; None when unreadable."""
+    from vad_pipeline.frames import image_files
+
+    images = image_files(video) if Path(video).is_dir() else None
+    capture = None if images is not None else cv2.VideoCapture(str(video))
+    if capture is not None and not capture.isOpened():
         return None
     try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        total = len(images) if images is not None else int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if total <= 0:
             return None
         tiles = []
         for index in np.linspace(0, total - 1, count).round().astype(int):
-            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-            ok, frame = capture.read()
+            if images is not None:
+                frame = cv2.imread(str(images[index]), cv2.IMREAD_COLOR)
+                ok = frame is not None
+            else:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+                ok, frame = capture.read()
             if not ok:
                 continue
             width = max(1, int(frame.shape[1] * height / frame.shape[0]))
@@ -96,7 +104,8 @@ def thumbnails(video: Path, count: int = 8, height: int = 72) -> bytes | None:
                         cv2.LINE_AA)
             tiles.append(tile)
     finally:
-        capture.release()
+        if capture is not None:
+            capture.release()
     if not tiles:
         return None
     ok, data = cv2.imencode(".png", np.concatenate(tiles, axis=1))

@@ -30,6 +30,7 @@ import numpy as np
 from vad_pipeline import __version__
 from vad_pipeline.atomic import prepare_folder, save_json_atomic, write_atomic
 from vad_pipeline.decode import VIDEO_EXTENSIONS
+from vad_pipeline.frames import is_frame_folder
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.schemas import PREDICTIONS_SCHEMA
@@ -262,7 +263,8 @@ def _video_sections(workspace: Workspace, results: list[RunResult], config: Repo
         rows = "".join(f"<tr><td>{html.escape(method)}</td><td>{_fmt(vals.get('auc'))}</td><td>{_fmt(vals.get('ap'))}"
                        f"</td><td>{_fmt(vals.get('max_score'))}</td></tr>" for method, vals in entry["metrics"].items())
         parts.append(f"<table><tr><th>method</th><th>frame AUC</th><th>frame AP</th><th>max score</th></tr>{rows}</table>")
-        if video.source and Path(video.source).suffix.lower() in VIDEO_EXTENSIONS and Path(video.source).is_file():
+        if video.source and (Path(video.source).suffix.lower() in VIDEO_EXTENSIONS and Path(video.source).is_file()
+                             or is_frame_folder(Path(video.source))):
             parts.append(_img(figures.thumbnails(Path(video.source), config.thumbnails), f"frames of {video.name}"))
             tracks = sorted((workspace.root / "tracks").glob(f"*/{video.key}.csv"))
             if tracks:
@@ -369,7 +371,7 @@ def _prediction_sections(documents: list[dict[str, Any]], config: ReportConfig) 
                                                    video.get("fps"), name, threshold=threshold),
                               f"scores of {name}"))
             source = Path(str(video["video"]))
-            if source.suffix.lower() in VIDEO_EXTENSIONS and source.is_file():
+            if source.suffix.lower() in VIDEO_EXTENSIONS and source.is_file() or is_frame_folder(source):
                 parts.append(_img(figures.thumbnails(source, config.thumbnails), f"frames of {name}"))
             parts.append("</div>")
     return "".join(parts)

@@ -29,3 +29,8 @@ def test_benchmark_decode_group_writes_rows_and_ratio(tmp_path: Path) -> None:
     ratio = document["ratios"]["decode pipeline / cv2.VideoCapture"]
     assert ratio == rows["decode/pipeline"]["fps"] / rows["decode/cv2-bare"]["fps"]
     assert "| decode/pipeline |" in done.stdout
+    # a folder of frames is read as a video: as many frames as its FFV1 copy, 4x as many from the 4x folder
+    frames = rows["decode/frames"]["frames"]
+    assert frames > 0 and rows["decode/frames-ffv1"]["frames"] == rows["decode/frames-1-thread"]["frames"] == frames
+    assert rows["decode/frames-4x"]["frames"] == 4 * frames
+    assert document["ratios"]["decode frame folder / its FFV1 copy"] > 0

@@ -24,8 +24,8 @@ def _default(config: Any, field: str) -> Any:
 
 
 EXTRACT = [  # (option's dest, config class, field)
-    ("backbone", ExtractConfig, "backbone"), ("weights", ExtractConfig, "weights"), ("crops", ExtractConfig, "crops"),
-    ("device", ExtractConfig, "device"), ("batch_size", ExtractConfig, "batch_size"), ("tail", ExtractConfig, "tail"),
+    ("backbone", ExtractConfig, "backbone"), ("weights", ExtractConfig, "weights"),
+    ("device", ExtractConfig, "device"), ("batch_size", ExtractConfig, "batch_size"),
     ("decoder", ExtractConfig, "decoder"), ("threads", ExtractConfig, "threads"),
     ("precision", ExtractConfig, "precision"), ("objects", TrackConfig, "objects"),
     ("detector", TrackConfig, "detector"), ("conf", TrackConfig, "conf"), ("imgsz", TrackConfig, "imgsz"),
@@ -106,3 +106,24 @@ def test_cli_choices_come_from_the_code() -> None:
     assert _choices(["score"], "lr_schedule") == LR_SCHEDULES
     assert _choices(["score"], "precision") == PRECISION_CHOICES
     assert _choices(["extract"], "precision") == EXTRACT_PRECISIONS
+
+
+def test_crops_and_tail_follow_the_dataset_split_else_the_config(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--crops`` / ``--tail`` unset: a dataset split's own (UCSD Ped2 weak: ten crops, padded tail), else the
+    ``ExtractConfig`` defaults; what the user passes wins."""
+    import vad_pipeline.cli as cli
+    import vad_pipeline.extractors.extract as extract
+
+    seen = []
+    monkeypatch.setattr(extract, "extract_videos", lambda workspace, videos, config, **_: seen.append(config) or
+                        type("Summary", (), {"ok": True})())
+    (tmp_path / "clip").mkdir()
+    cli.main(["extract", str(tmp_path / "clip"), "--workdir", str(tmp_path / "w")])
+    assert (seen[-1].crops, seen[-1].tail) == (_default(ExtractConfig, "crops"), _default(ExtractConfig, "tail"))
+    from conftest import shared_path
+
+    ped2 = shared_path("ucsd-ped2")
+    cli.main(["extract", str(ped2), "--split", "weak", "--workdir", str(tmp_path / "w")])
+    assert (seen[-1].crops, seen[-1].tail) == ("ten", "pad")
+    cli.main(["extract", str(ped2), "--split", "weak", "--crops", "five", "--workdir", str(tmp_path / "w")])
+    assert seen[-1].crops == "five"

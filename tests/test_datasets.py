@@ -1,4 +1,5 @@
-"""Benchmark layouts are recognised and turned into videos losslessly; composing clips at snippet boundaries gives
+"""Benchmark layouts are recognised (their clips named as their ground truth names them); frames encode losslessly
+as FFV1 (the benchmark's reference reading); composing clips at snippet boundaries gives
 the same features as extracting the composed video (what the fight suite relies on)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.datasets import find_layout, frames_to_video, materialize, ucsd_mask_archive
+from vad_pipeline.datasets import find_layout, frames_to_video, open_dataset, ucsd_mask_archive
 from vad_pipeline.errors import UserError
 from vad_pipeline.postprocess.ground_truth import load_many
 
@@ -57,26 +58,26 @@ def test_original_ucsd_layout_with_bmp_masks(tmp_path: Path) -> None:
     (root / "Test" / "UCSDped2.m").write_text("TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [3:4];\n")
     layout = find_layout(tmp_path)
     assert layout.kind == "ucsd" and [c.name for c in layout.clips] == ["Train001", "01"]
-    videos = materialize(layout, tmp_path / "videos")
-    assert set(videos) == {"train_Train001", "01"}
+    dataset = open_dataset(tmp_path)
+    assert [(c.name, c.split, c.label) for c in dataset.clips] == [("train_Train001", "train", 0), ("01", "test", 1)]
     archive = ucsd_mask_archive(layout, tmp_path / "masks.npz")
     truth = load_many(layout.ground_truth + [archive])
     assert truth.get("01").frame_labels(4).tolist() == [0, 0, 1, 1]
     assert truth.get("01").masks.shape == (4, 24, 36)
 
 
-def test_avenue_layout_links_videos(tmp_path: Path) -> None:
+def test_avenue_layout_names_its_clips(tmp_path: Path) -> None:
     for folder in ("training_videos", "testing_videos"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "01.avi").write_bytes(b"not decoded here")
     layout = find_layout(tmp_path)
     assert layout.kind == "avenue"
-    videos = materialize(layout, tmp_path / "out")
-    assert videos["train_01"].name == "train_01.avi" and videos["01"].read_bytes() == b"not decoded here"
+    assert [(c.name, c.source.parent.name) for c in open_dataset(tmp_path).clips] == [
+        ("train_01", "training_videos"), ("01", "testing_videos")]
 
 
 def test_unknown_layout_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="not a known layout"):
+    with pytest.raises(UserError, match="not a known dataset layout .tried UCSD"):
         find_layout(tmp_path)
 
 

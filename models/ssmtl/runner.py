@@ -53,7 +53,7 @@ from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
 from vad_pipeline.devices import autocast, resolve_device, with_resolved_precision
 from vad_pipeline.errors import UserError
 from vad_pipeline.hashing import config_hash
-from vad_pipeline.schemas import LABELS_FILE
+from vad_pipeline.schemas import LABELS_FILE, clip_name
 from vad_pipeline.stage import Executor, run_stage
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
@@ -139,7 +139,7 @@ def tracked_videos(workspace: Workspace, folder: Path, keys: set[str] | None = N
         key = meta.get("video_id", sidecar.stem)
         if "video" not in meta or not table.is_file() or (keys is not None and key not in keys):
             continue
-        videos.append(TrackedVideo(Path(meta["video"]).stem, key, table, Path(meta["video"]), int(meta["frames"]),
+        videos.append(TrackedVideo(clip_name(meta), key, table, Path(meta["video"]), int(meta["frames"]),
                                    meta.get("fps"), int(meta["height"]), int(meta["width"]), meta.get("detector"),
                                    workspace.manifest.sha256_of(table)[:16]))
     return videos
@@ -221,7 +221,7 @@ def prepare_data(workspace: Workspace, config: SSMTLConfig) -> SSMTLData:
     if not train_names:
         raise UserError("ssmtl trains on normal videos of the training split and found none; give a labels CSV "
                         "with a split column, --train-list, or normal/ folders")
-    missing = [v.video for v in videos if not v.video.is_file()]
+    missing = [v.video for v in videos if not v.video.exists()]
     if missing:
         raise UserError(f"{missing[0]}: the video of these tracks is gone; ssmtl needs it to cut object crops")
     detectors = {v.detector for v in videos if v.detector and Path(v.detector).is_file()}

@@ -189,3 +189,36 @@ def merge_detections(detections: np.ndarray, probs: np.ndarray, proposals: np.nd
     vectors[: len(detections), :classes] = np.asarray(probs, np.float32).reshape(len(detections), classes)
     vectors[:, classes] = np.concatenate([np.asarray(moving, np.float32).reshape(-1), proposal_moving])
     return rows, vectors
+
+
+class FrameDifference:
+    """How much the whole scene moves: per frame the mean absolute difference (0-255) of its blurred grey image
+    (5x5 Gaussian) to the previous frame's. Push frames in order; the first gives None."""
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+
+    def push(self, frame_rgb: np.ndarray) -> float | None:
+        grey = cv2.GaussianBlur(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY), (5, 5), 0).astype(np.int16)
+        value = None if self._previous is None else float(np.mean(np.abs(grey - self._previous)))
+        self._previous = grey
+        return value
+
+
+def frame_motion(video: Path, decoder: str = "auto") -> np.ndarray:
+    """``(N,)`` float32: :class:`FrameDifference` of every frame of ``video``, frame 0 taking frame 1's value (a
+    one-frame video: 0)."""
+    reader = open_video(video, decoder)
+    difference, energies = FrameDifference(), []
+    try:
+        for chunk in reader.iter_chunks(32):
+            for frame in chunk:
+                value = difference.push(frame)
+                if value is not None:
+                    energies.append(value)
+    finally:
+        reader.close()
+    if not energies:
+        return np.zeros(reader.info.frames and 1, np.float32)
+    return np.asarray([energies[0]] + energies, np.float32)
+

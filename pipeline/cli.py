@@ -397,7 +397,11 @@ def _ssmtl_options(parser: argparse.ArgumentParser) -> None:
                        help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd "
                             "(knowledge distillation), default all four; and the attributes scored against the "
                             "normal training objects: knn (appearance), vel (speed and place, from optical flow), "
-                            "speed (excess speed over the objects seen at that place)")
+                            "speed (excess speed over the objects seen at that place); and the frame attribute "
+                            "motion (how much the whole frame moves against the training frames, blended in at "
+                            "--motion-weight)")
+    ssmtl.add_argument("--motion-weight", type=float, default=0.2,
+                       help="with the motion task: its share of each frame's score, in [0, 1) (default 0.2)")
     ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
     ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
     ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
@@ -501,7 +505,7 @@ def _ssmtl_config(args: argparse.Namespace, **extra: Any) -> Any:
         test_list=args.test_list, variant=args.variant, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
-        lr_schedule=args.lr_schedule or defaults.lr_schedule, mirror=args.mirror,
+        lr_schedule=args.lr_schedule or defaults.lr_schedule, mirror=args.mirror, motion_weight=args.motion_weight,
         sigma=args.sigma, teacher_weights=args.teacher_weights, device=args.device,
         precision=args.precision, far=args.far, force=args.force, progress=not args.quiet, **extra,
     )

@@ -284,7 +284,7 @@ def _frame_count(source: Path) -> int | None:
 
 def split_of(root: Path, split: str | None) -> SplitDefinition | None:
     """The split ``extract ROOT --split`` reads (its extraction defaults), without reading the ground truth; None
-    when ``root`` is not a dataset root."""
+    when ``root`` is not one of the single-scene roots (the annotated sets have no extraction defaults)."""
     layout = detect_layout(root) if Path(root).is_dir() else None
     if layout is None or not layout.clips:
         return None
@@ -300,9 +300,10 @@ def open_dataset(root: Path, split: str | None = None, masks_archive: Path | Non
 
     layout = detect_layout(root)
     if layout is None or not layout.clips:
-        if split:
+        annotated = _annotated_dataset(Path(root), split)
+        if annotated is None and split:
             raise UserError(f"--split {split}: {root} is not a dataset root ({layouts_tried(root)})")
-        return None
+        return annotated
     name = _dataset_name(layout)
     splits = ("standard", "weak") if name == "UCSD Ped2" else ("standard",)
     chosen = split or "standard"
@@ -341,6 +342,77 @@ def open_dataset(root: Path, split: str | None = None, masks_archive: Path | Non
             clips.append(DatasetClip(wanted, clip.source, split_name, int(bool(anomalous))))
     title = f"{name} ({_LAYOUT_WORDS.get(layout.kind, layout.kind)})"
     return Dataset(title, layout, definition, splits, clips, truth_files)
+
+
+#: the weakly supervised sets distributed as videos plus annotation files: the convention ``report`` evaluates with
+UCF_SPLIT = SplitDefinition("standard", "UCF-Crime's official split: Anomaly_Train.txt for training (video labels "
+                            "from the class), the 290 annotated test videos; frame AUC over 16 T frames",
+                            frames="snippets", normalize=False)
+XD_SPLIT = SplitDefinition("standard", "XD-Violence's split: test videos are those annotations.txt lists or that sit "
+                           "under a test* folder, the others train; video labels from the name (label_A normal); "
+                           "frames counted as XD-Violence's code does", frames="xd", normalize=False)
+
+
+def _find_file(root: Path, pattern: str) -> Path | None:
+    """The first file matching ``pattern`` in ``root`` or up to two folders below it."""
+    for depth in ("", "*/", "*/*/"):
+        found = sorted(root.glob(depth + pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def _annotated_dataset(root: Path, split: str | None) -> Dataset | None:
+    """UCF-Crime (``Anomaly_Train.txt`` + ``Temporal_Anomaly_Annotation*.txt``) or XD-Violence (``annotations.txt``
+    naming ``..._label_X`` videos) with their videos (or frame folders) anywhere under ``root``; None otherwise.
+    Listed videos that are not under ``root`` are left out, with one line saying how many."""
+    from vad_pipeline.models.data import label_from_name, read_list_file, video_name
+    from vad_pipeline.postprocess.ground_truth import load_ground_truth
+
+    from .discovery import find_videos
+
+    if not root.is_dir():
+        return None
+    train_list, ucf_truth = _find_file(root, "Anomaly_Train.txt"), _find_file(root, "Temporal_Anomaly_Annotation*.txt")
+    xd_truth = _find_file(root, "annotations.txt")
+    if train_list and ucf_truth:
+        kind, title, truth_file, definition = "ucf-crime", "UCF-Crime", ucf_truth, UCF_SPLIT
+    elif xd_truth and "_label_" in xd_truth.read_text(encoding="utf-8", errors="replace")[:2000]:
+        kind, title, truth_file, definition = "xd-violence", "XD-Violence", xd_truth, XD_SPLIT
+    else:
+        return None
+    if split not in (None, "standard"):
+        raise UserError(f"--split {split}: {title} has the split(s) standard")
+    truth = load_ground_truth(truth_file)
+    videos = {video_name(p.name if p.is_dir() else p.stem): p for p in find_videos([root])}
+    clips: list[DatasetClip] = []
+    if kind == "ucf-crime":
+        listed = read_list_file(train_list)
+        tests = {name: video for name, video in truth.videos.items()}
+        for name in sorted(listed):
+            if name in videos:
+                label = label_from_name(name)
+                clips.append(DatasetClip(name, videos[name], "train", 1 if label is None else label))
+        for name in sorted(tests):
+            if name in videos:
+                clips.append(DatasetClip(name, videos[name], "test", int(bool(tests[name].intervals))))
+        missing = len(listed) + len(tests) - len(clips)
+    else:
+        for name, path in sorted(videos.items()):
+            relative = path.relative_to(root).parts[:-1]
+            test = name in truth or any(part.lower().startswith("test") for part in relative)
+            label = label_from_name(name)
+            if label is None:
+                continue
+            clips.append(DatasetClip(name, path, "test" if test else "train", label))
+        missing = sum(1 for name in truth.videos if name not in videos)
+    if not clips:
+        raise UserError(f"{root}: {truth_file.name} found but none of the videos it lists is under {root}; put the "
+                        "videos (or their frame folders) there")
+    if missing:
+        log.warning("%s: %d listed video(s) are not under %s; they are left out", title, missing, root)
+    layout = Layout(kind, root, [Clip(c.name, c.source, c.split) for c in clips], [truth_file])
+    return Dataset(f"{title} (annotation files)", layout, definition, ("standard",), clips, [truth_file])
 
 
 def record_dataset(workdir: Path, dataset: Dataset, keys: dict[str, str]) -> Path:

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
 from vad_pipeline.atomic import save_json_atomic, save_npy_atomic
-from vad_pipeline.decode import open_video
+from vad_pipeline.detectors.motion import frame_motion
 from vad_pipeline.hashing import config_hash
 from vad_pipeline.schemas import SCORES_SCHEMA
 
@@ -98,22 +97,9 @@ def coverage(frames: np.ndarray, boxes: np.ndarray, masks: np.ndarray, min_regio
 
 
 def frame_difference_energy(video: Path, decoder: str = "auto") -> np.ndarray:
-    """``(N,)`` float32: per frame the mean absolute difference to the previous blurred grey frame."""
-    reader = open_video(video, decoder)
-    energies: list[float] = []
-    previous = None
-    try:
-        for chunk in reader.iter_chunks(32):
-            for frame in chunk:
-                grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (5, 5), 0).astype(np.int16)
-                if previous is not None:
-                    energies.append(float(np.mean(np.abs(grey - previous))))
-                previous = grey
-    finally:
-        reader.close()
-    if not energies:
-        return np.zeros(1 if previous is not None else 0, np.float32)
-    return np.asarray([energies[0]] + energies, np.float32)
+    """``(N,)`` float32: per frame the mean absolute difference to the previous blurred grey frame
+    (:func:`vad_pipeline.detectors.motion.frame_motion`, which SSMTL's ``motion`` attribute reads too)."""
+    return frame_motion(video, decoder)
 
 
 def largest_object_speed(tracks: np.ndarray, count: int) -> np.ndarray:

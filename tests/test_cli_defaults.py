@@ -35,7 +35,7 @@ EXTRACT = [  # (option's dest, config class, field)
 SSMTL = [
     ("variant", SSMTLConfig, "variant"), ("train_stride", SSMTLConfig, "train_stride"),
     ("sigma", SSMTLConfig, "sigma"), ("device", SSMTLConfig, "device"), ("mirror", SSMTLConfig, "mirror"),
-    ("precision", SSMTLConfig, "precision"),
+    ("precision", SSMTLConfig, "precision"), ("motion_weight", SSMTLConfig, "motion_weight"),
     ("teacher_weights", SSMTLConfig, "teacher_weights"), ("crop_size", ObjectConfig, "size"),
     ("half_window", ObjectConfig, "half_window"), ("max_step", ObjectConfig, "max_step"),
 ]

@@ -299,3 +299,51 @@ def test_unreadable_frame_is_a_video_error(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match=r"1.png: unreadable or truncated image \(frame 1 of 3"):
         list(reader.iter_chunks(2))
     reader.close()
+
+
+def test_ucf_crime_and_xd_violence_roots_from_their_annotation_files(tmp_path: Path, caplog) -> None:
+    """Videos anywhere under the root, the split from the official files, labels from the class / name; a listed
+    video that is not there is left out with one warning."""
+    import logging
+
+    ucf = tmp_path / "ucf"
+    for relative in ("Abuse/Abuse001_x264.mp4", "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4",
+                     "Testing/Abuse028_x264.mp4", "Testing/Normal_Videos_003_x264.mp4", "Other/Unlisted_x264.mp4"):
+        (ucf / relative).parent.mkdir(parents=True, exist_ok=True)
+        (ucf / relative).write_bytes(b"x")
+    (ucf / "Anomaly_Train.txt").write_text("Abuse/Abuse001_x264.mp4\nTraining_Normal_Videos_Anomaly/"
+                                           "Normal_Videos001_x264.mp4\nArson/Arson001_x264.mp4\n")
+    (ucf / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt").write_text(
+        "Abuse028_x264.mp4  Abuse  165  240  -1  -1\nNormal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1\n")
+    with caplog.at_level(logging.WARNING):
+        dataset = open_dataset(ucf)
+    assert dataset is not None and dataset.layout.kind == "ucf-crime" and dataset.split.frames == "snippets"
+    assert [(c.name, c.split, c.label) for c in dataset.clips] == [
+        ("Abuse001_x264", "train", 1), ("Normal_Videos001_x264", "train", 0), ("Abuse028_x264", "test", 1),
+        ("Normal_Videos_003_x264", "test", 0)]
+    assert any("1 listed video(s) are not under" in r.getMessage() for r in caplog.records)
+
+    xd = tmp_path / "xd"
+    for relative in ("train/A__label_A.mp4", "train/B__label_B1-0-0.mp4", "test/C__label_A.mp4",
+                     "test/D__label_G-0-0.mp4"):
+        (xd / relative).parent.mkdir(parents=True, exist_ok=True)
+        (xd / relative).write_bytes(b"x")
+    (xd / "annotations.txt").write_text("D__label_G-0-0 10 20\n")
+    dataset = open_dataset(xd)
+    assert dataset is not None and dataset.layout.kind == "xd-violence" and dataset.split.frames == "xd"
+    assert sorted((c.name, c.split, c.label) for c in dataset.clips) == [
+        ("A__label_A", "train", 0), ("B__label_B1-0-0", "train", 1), ("C__label_A", "test", 0),
+        ("D__label_G-0-0", "test", 1)]
+    with pytest.raises(UserError, match="has the split"):
+        open_dataset(xd, "weak")
+
+
+def test_watch_reads_a_frame_folder_as_a_stream(tmp_path: Path) -> None:
+    from vad_pipeline.watch import FrameSource, WatchConfig
+
+    written = _write_frames(tmp_path / "clip", 21)
+    source = FrameSource(str(tmp_path / "clip"), WatchConfig(fps=12.5))
+    frames = list(source.frames())
+    source.close()
+    assert source.fps == 12.5 and [index for index, _, _ in frames] == list(range(21))
+    np.testing.assert_array_equal(frames[20][2], cv2.cvtColor(written[20], cv2.COLOR_BGR2RGB))

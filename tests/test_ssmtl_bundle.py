@@ -38,7 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     assert main(["extract", str(root / "data" / "videos"), "--stages", "tracks", "--objects", "motion",
                  "--workdir", str(workdir), "-q"]) == 0
     assert main(["train", "--method", "ssmtl", "--labels", str(root / "data" / "labels.csv"), "--crop-size", "32",
-                 "--epochs", "1", "--tasks", "aot,mbp,knn,speed", "--far", "0.05", "--workdir", str(workdir), "-q"]) == 0
+                 "--epochs", "1", "--tasks", "aot,mbp,knn,speed,motion", "--far", "0.05", "--workdir", str(workdir), "-q"]) == 0
     (bundle_path,) = (workdir / "models").glob("ssmtl-*.pt")
     return root, workdir, new, bundle_path
 
@@ -46,10 +46,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 def test_ssmtl_bundle_holds_what_applying_it_needs(trained) -> None:
     root, workdir, new, bundle_path = trained
     bundle = load_bundle(bundle_path)
-    assert bundle.method == "ssmtl" and bundle.options["tasks"] == ["aot", "mbp", "knn", "speed"]
+    assert bundle.method == "ssmtl" and bundle.options["tasks"] == ["aot", "mbp", "knn", "speed", "motion"]
+    assert bundle.options["motion_weight"] == 0.2  # the frame attribute's share (SSMTLConfig's default)
     assert bundle.features["source"] == "tracks" and bundle.features["tracks"]["objects"] == "motion"
     assert bundle.features["teacher"].startswith("detector:")
-    assert set(bundle.scales) == {"aot", "mbp", "knn", "speed", "floor"}
+    assert set(bundle.scales) == {"aot", "mbp", "knn", "speed", "floor", "motion"}
+    assert bundle.scales["motion"]["std"] > 0  # the training frames' motion energies
     assert bundle.calibration["on"] == "held-out" and len(bundle.calibration["videos"]) == 1
     assert set(bundle.calibration["videos"]).isdisjoint(bundle.training["videos"])
     assert bundle.state_dict["memory.bank"].shape[0] == bundle.training["objects"] > 0
@@ -71,7 +73,7 @@ def test_ssmtl_predict_on_new_videos_never_retrains_and_caches(trained, capsys) 
         assert record["video"].startswith(str(new))
     with open(out / "alerts.csv", newline="") as handle:
         alerts = list(csv.DictReader(handle))
-    assert alerts and all(row["attribute"] in ("aot", "mbp", "knn", "speed") for row in alerts), alerts
+    assert alerts and all(row["attribute"] in ("aot", "mbp", "knn", "speed", "motion") for row in alerts), alerts
     assert sorted((workdir / "models").iterdir()) == models_before  # nothing trained
 
     # the bundle, loaded again, gives the scores predict wrote (a round trip through the file)

@@ -126,3 +126,35 @@ def test_excess_speed_is_local_and_leaves_the_own_video_out() -> None:
     # leaving video 0 out, the far place's neighbours are the near (fast) objects: the slow query is not fast there
     left_out = memory.distances(queries[2:], torch.tensor([0])).numpy()
     assert left_out[0] < -3
+
+
+def test_frame_motion_measures_how_much_the_scene_moves(tmp_path: Path) -> None:
+    """The ``motion`` attribute's input: 0 on a still scene, larger the more pixels change, frame 0 taking frame 1's
+    value; the frame-difference baseline is the same measure."""
+    from vad_pipeline.detectors.motion import frame_motion
+    from vad_pipeline.postprocess.object_baselines import frame_difference_energy
+
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    frames = [still, still, still.copy(), still.copy()]
+    frames[2][10:20, 10:20] = 255 - frames[2][10:20, 10:20]  # a small change
+    frames[3] = 255 - still  # the whole frame changes
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index}.png"), frame)
+    motion = frame_motion(folder)
+    assert motion.shape == (4,) and motion[0] == motion[1] == 0.0
+    assert 0 < motion[2] < motion[3]
+    np.testing.assert_array_equal(frame_difference_energy(folder), motion)
+
+
+def test_motion_alone_is_refused_in_one_line(tmp_path: Path) -> None:
+    from vad_pipeline.errors import UserError
+    from vad_pipeline.models.ssmtl import SSMTLConfig
+    from vad_pipeline.models.ssmtl.runner import _check
+
+    with pytest.raises(UserError, match="at least one task that scores objects"):
+        _check(SSMTLConfig(tasks=("motion",)))
+    with pytest.raises(UserError, match="--motion-weight 1.0: must be in"):
+        _check(SSMTLConfig(tasks=("vel", "motion"), motion_weight=1.0))

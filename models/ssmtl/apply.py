@@ -3,7 +3,10 @@
 A video's objects (the ``objects`` stage's entry, :mod:`.objects`) go through the network's task heads (and the
 appearance memory for ``knn``); each task's raw score is standardised by the training objects' mean and standard
 deviation (the bundle's ``scales``), the tasks are averaged per object, and each frame takes the maximum over its
-objects (the training objects' 1st percentile, ``floor``, where it has none), smoothed in time (``sigma``).
+objects (the training objects' 1st percentile, ``floor``, where it has none). With the frame attribute ``motion``
+among the tasks, that frame score is blended with the frame's motion (its frame-difference energy standardised by
+the training frames'): ``(1 - w) * objects + w * motion``, ``w`` = ``motion_weight``. Then it is smoothed in time
+(``sigma``).
 
 The ``scores`` stage writes, per video, into ``<workdir>/scores/ssmtl-<hash>/`` (the hash covers the bundle's key
 and :data:`SCORING_VERSION`):
@@ -41,7 +44,7 @@ from ..apply import BundleScoreStage, read_score_entry
 from .memory import ObjectMemory
 from .network import SSMTLNet
 from .objects import ObjectConfig, TrackedVideo, VideoObjects, load_objects
-from .tasks import MEMORY_TASKS, TASKS, task_scores, to_tensor
+from .tasks import MEMORY_TASKS, TASKS, object_tasks, task_scores, to_tensor
 
 SCORING_VERSION = 1  # bump when a change alters the scores of the same bundle on the same objects
 # a bundle's state_dict prefix of each memory task's memory
@@ -69,6 +72,7 @@ class SSMTLOptions:
     precision: str
     classes: int  # the detector's class scores the distillation head predicts
     teacher_dim: int
+    motion_weight: float = 0.0  # the frame attribute's share of each frame's score (with "motion" among the tasks)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"tasks": list(self.tasks)}
@@ -220,19 +224,46 @@ class SSMTLModel:
 
     def object_scores(self, objects: VideoObjects,
                       training_video: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Per object ``(M,)`` the combined score (the mean of the standardised tasks) and each task's."""
+        """Per object ``(M,)`` the combined score (the mean of the standardised object tasks) and each task's."""
         per_task = standardise(self.raw_scores(objects, training_video), self.scales)
-        combined = np.mean([per_task[t] for t in self.options.tasks], axis=0) if len(objects) else np.zeros(0)
+        combined = (np.mean([per_task[t] for t in object_tasks(self.options.tasks)], axis=0) if len(objects)
+                    else np.zeros(0))
         return combined, per_task
+
+    def motion_scores(self, motion: np.ndarray) -> np.ndarray:
+        """The ``motion`` attribute of frames ``(N,)`` (their frame-difference energy) standardised by the training
+        frames' (``scales["motion"]``)."""
+        return (np.asarray(motion, np.float64) - self.scales["motion"]["mean"]) / self.scales["motion"]["std"]
+
+    def blend(self, pooled: np.ndarray, motion: np.ndarray) -> np.ndarray:
+        """Frame scores ``(N,)`` from the pooled object scores ``(N,)`` and the frames' motion energies ``(N,)``:
+        unchanged without the ``motion`` task, else ``(1 - w) * pooled + w * motion score``."""
+        if "motion" not in self.options.tasks:
+            return pooled
+        weight = self.options.motion_weight
+        return (1.0 - weight) * pooled + weight * self.motion_scores(motion)
 
     def video_scores(self, objects: VideoObjects, frames: int, training_video: int | None = None) -> VideoScores:
         """The frame and object scores of one video of ``frames`` frames (see the module docstring)."""
         tasks, sigma = self.options.tasks, self.options.sigma
         object_scores, per_task = self.object_scores(objects, training_video)
-        frame_scores = smooth(frame_pooling(objects.frames, object_scores, frames, self.scales["floor"]), sigma)
+        motion = _frames_of(objects.motion, frames)
+        pooled = frame_pooling(objects.frames, object_scores, frames, self.scales["floor"])
+        frame_scores = smooth(self.blend(pooled, motion), sigma)
         task_frames = {t: smooth(frame_pooling(objects.frames, per_task[t], frames, self.scales[t]["floor"]),
-                                 sigma).astype(np.float32) for t in tasks}
+                                 sigma).astype(np.float32) for t in object_tasks(tasks)}
+        if "motion" in tasks:
+            task_frames["motion"] = smooth(self.motion_scores(motion), sigma).astype(np.float32)
         return VideoScores(frame_scores.astype(np.float32), task_frames, object_scores, per_task)
+
+
+def _frames_of(values: np.ndarray, frames: int) -> np.ndarray:
+    """``values`` cut or padded (with its last value) to ``frames`` entries (the objects entry counts what was
+    decoded, the tracks what the header said: they may differ by a frame)."""
+    values = np.asarray(values, np.float64)[:frames]
+    if len(values) < frames:
+        values = np.concatenate([values, np.full(frames - len(values), values[-1] if len(values) else 0.0)])
+    return values
 
 
 def write_object_scores(path: Path, objects: VideoObjects, scores: VideoScores, tasks: tuple[str, ...]) -> None:
@@ -284,7 +315,7 @@ class SSMTLScoreStage(BundleScoreStage):
         save_npy_atomic(target, scores.frames)
         extras = {f"task_{t}": scores.tasks[t] for t in tasks}
         save_npz_atomic(folder / f"{v.key}.extras.npz", extras)
-        write_object_scores(folder / f"{v.key}.objects.csv", objects, scores, tasks)
+        write_object_scores(folder / f"{v.key}.objects.csv", objects, scores, object_tasks(tasks))
         save_json_atomic(sidecar, {
             "schema": SCORES_SCHEMA, "video": v.name, "key": v.key, "method": "ssmtl", "model": self.bundle.key,
             "level": "frame", "T": int(v.frames), "frames": int(v.frames), "fps": v.fps, "width": v.width,

@@ -24,6 +24,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from vad_pipeline.detectors.crops import crop_box, window_start
 from vad_pipeline.detectors.flow import FlowConfig, FlowField, box_velocities, grey
+from vad_pipeline.detectors.motion import FrameDifference
 
 from .apply import SSMTLModel
 from .objects import VideoObjects
@@ -51,6 +52,8 @@ class LiveObjectScorer:
         self.last = -1
         self.flow, self.flow_config = FlowField(), FlowConfig()
         self.flows: dict[int, np.ndarray] = {}  # flow (j-1 -> j) by j, for the frames still to be scored
+        self.difference = FrameDifference()
+        self.motion: dict[int, float] = {}  # each frame's motion energy, for the frames still to be scored
 
     def push(self, index: int, arrival: float, frame: np.ndarray) -> list[tuple[int, float, float]]:
         self.arrivals[index] = arrival
@@ -74,6 +77,10 @@ class LiveObjectScorer:
 
     def _add(self, index: int, frame: np.ndarray, rows: np.ndarray) -> None:
         self.frames[index], self.rows[index], self.last = frame, rows, index
+        energy = self.difference.push(frame)
+        if energy is not None:
+            self.motion[index] = energy
+            self.motion.setdefault(0, energy)  # frame 0 takes frame 1's, as offline
         while self.next_center <= index and window_start(self.next_center, self.half) + 2 * self.half <= index:
             self._score(self.next_center, window_start(self.next_center, self.half))
             self.next_center += 1
@@ -88,8 +95,9 @@ class LiveObjectScorer:
         kept = (boxes[:, 2] - boxes[:, 0] >= smallest) & (boxes[:, 3] - boxes[:, 1] >= smallest)
         rows = rows[kept]
         scales = self.model.scales
+        motion = np.array([self.motion.pop(center, 0.0)])
         if not len(rows):
-            self.pooled.append((center, scales["floor"]))
+            self.pooled.append((center, float(self.model.blend(np.array([scales["floor"]]), motion)[0])))
             return
         window = [self.frames[min(i, self.last)] for i in range(first, first + 2 * self.half + 1)]
         crops = np.stack([np.stack([crop_box(image, tuple(row[1:5]), self.size) for image in window])
@@ -99,7 +107,8 @@ class LiveObjectScorer:
                                rows[:, 1:5].astype(np.float32), probs.astype(np.float32),
                                self.teacher.features(crops[:, self.half]), self._velocities(center, rows[:, 1:5]),
                                (0, *self.frames[center].shape[:2]))
-        self.pooled.append((center, float(self.model.object_scores(objects)[0].max())))
+        pooled = np.array([self.model.object_scores(objects)[0].max()])
+        self.pooled.append((center, float(self.model.blend(pooled, motion)[0])))
 
     def _velocities(self, center: int, boxes: np.ndarray) -> np.ndarray:
         """The objects' velocities at ``center`` from the flows around it (``FlowConfig.span`` each side), as

@@ -12,13 +12,14 @@ entry is named ``<video key>-<tracks hash>``, so changed tracks are a new entry)
   ``(N, K)`` the detector's class scores, ``teacher`` ``(N, F)`` the teacher's features of the middle crop,
   ``velocity`` ``(N, B + 1)`` the object's velocity (``detectors/flow.py``: the moving pixels' histogram over B
   direction sectors, then the box's speed, in frame heights per frame), ``shape`` (frames, height, width) of the
-  video. Written last: its presence marks a complete entry.
+  video, ``motion`` ``(frames,)`` how much each whole frame moves (``detectors/motion.py``: ``frame_motion``). Written
+  last: its presence marks a complete entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 from vad_pipeline.atomic import atomic_path, save_npz_atomic
 from vad_pipeline.detectors.crops import object_sequences
 from vad_pipeline.detectors.flow import FlowConfig, object_velocities
+from vad_pipeline.detectors.motion import frame_motion
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.errors import CacheError
 from vad_pipeline.stage import Stage
@@ -65,6 +67,7 @@ class VideoObjects:
     teacher: np.ndarray
     velocity: np.ndarray
     shape: tuple[int, int, int]
+    motion: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (frames,), the whole frame's
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -76,7 +79,7 @@ def _load(crops_path: Path, meta_path: Path) -> VideoObjects:
         with np.load(meta_path, allow_pickle=False) as meta:
             objects = VideoObjects(crops, meta["frames"], meta["tracks"], meta["boxes"], meta["probs"],
                                    meta["teacher"], meta["velocity"],
-                                   tuple(int(v) for v in meta["shape"]))  # type: ignore[arg-type]
+                                   tuple(int(v) for v in meta["shape"]), meta["motion"])  # type: ignore[arg-type]
     except Exception as exc:
         raise CacheError(f"{meta_path}: corrupt cache entry ({type(exc).__name__})") from None
     if len(objects.crops) != len(objects.frames):
@@ -84,8 +87,8 @@ def _load(crops_path: Path, meta_path: Path) -> VideoObjects:
     return objects
 
 
-OBJECTS_VERSION = 5  # how object windows are cut (2: cache entries named by the tracks file they come from;
-# 3: windows shifted inside the video instead of repeating its first or last frame; 5: velocities)
+OBJECTS_VERSION = 6  # how object windows are cut (2: cache entries named by the tracks file they come from;
+# 3: windows shifted inside the video instead of repeating its first or last frame; 5: velocities; 6: frame motion)
 
 
 @dataclass(frozen=True)
@@ -199,4 +202,5 @@ def _cut(video: Path, tracks_csv: Path, crops_path: Path, meta_path: Path, frame
     velocity = object_velocities(video, frames_out, boxes_out, FlowConfig(), config.decoder)
     save_npz_atomic(meta_path, {"frames": frames_out, "tracks": tracks_out, "boxes": boxes_out, "probs": probs_out,
                                 "teacher": teacher_out, "velocity": velocity,
-                                "shape": np.array([frames, height, width])})
+                                "shape": np.array([frames, height, width]),
+                                "motion": frame_motion(video, config.decoder)})

@@ -19,7 +19,15 @@ TASKS = ("aot", "mi", "mbp", "kd")  # the paper's four, trained jointly by the n
 # attributes scored against the normal training objects' (task -> the objects' field, the metric, the neighbours)
 MEMORY_TASKS = {"knn": ("teacher", "cosine", 3), "vel": ("velocity", "euclidean", 3),
                 "speed": ("velocity", "excess", 64)}
-TASK_CHOICES = TASKS + tuple(MEMORY_TASKS)
+# attributes of whole frames, not objects: ``motion``, how much the scene moves (the frame-difference energy,
+# ``detectors.motion.FrameDifference``) against the training frames; blended into each frame's score
+FRAME_TASKS = ("motion",)
+TASK_CHOICES = TASKS + tuple(MEMORY_TASKS) + FRAME_TASKS
+
+
+def object_tasks(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """The tasks that score objects (the network's and the memories'), in order: all but ``FRAME_TASKS``."""
+    return tuple(t for t in tasks if t not in FRAME_TASKS)
 
 
 def to_tensor(windows: torch.Tensor | object) -> torch.Tensor:

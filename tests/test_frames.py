@@ -241,7 +241,7 @@ def test_ped2_weak_split_matches_the_published_lists() -> None:
     are those of TEVAD's ``gt-ped2.npy``, frame for frame once its two conventions are applied to our labels: it
     reads the ``.m`` file's 1-based frame numbers as 0-based (every anomaly one frame later) and gives the padded
     frames the last frame's label. We evaluate against the official labels (the published figures' ground truth is
-    off by one frame per anomaly; docs/results say so)."""
+    off by one frame per anomaly; docs/results-datasets.md says so)."""
     from vad_pipeline.postprocess.ground_truth import VideoTruth, load_many
 
     root = shared_path("ucsd-ped2")

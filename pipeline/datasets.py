@@ -337,9 +337,9 @@ def open_dataset(root: Path, split: str | None = None, masks_archive: Path | Non
             raise UserError(f"--split weak: {root} lacks the clip(s) {', '.join(missing[:4])} the split names")
         for wanted, split_name in [(n, "train") for n in PED2_WEAK_TRAIN] + [(n, "test") for n in PED2_WEAK_TEST]:
             clip = by_name[wanted]
-            anomalous = clip.split == "test" and truth is not None and truth.get(clip.name) is not None and \
-                truth.get(clip.name).frame_labels(_frame_count(clip.source)).any()
-            clips.append(DatasetClip(wanted, clip.source, split_name, int(bool(anomalous))))
+            video = truth.get(clip.name) if truth is not None and clip.split == "test" else None
+            anomalous = video is not None and video.frame_labels(_frame_count(clip.source)).any()
+            clips.append(DatasetClip(wanted, clip.source, split_name, int(anomalous)))
     title = f"{name} ({_LAYOUT_WORDS.get(layout.kind, layout.kind)})"
     return Dataset(title, layout, definition, splits, clips, truth_files)
 
@@ -387,8 +387,7 @@ def _annotated_dataset(root: Path, split: str | None) -> Dataset | None:
     videos = {video_name(p.name if p.is_dir() else p.stem): p for p in find_videos([root])}
     clips: list[DatasetClip] = []
     if kind == "ucf-crime":
-        listed = read_list_file(train_list)
-        tests = {name: video for name, video in truth.videos.items()}
+        listed, tests = read_list_file(train_list), truth.videos
         for name in sorted(listed):
             if name in videos:
                 label = label_from_name(name)

@@ -35,18 +35,25 @@ from .data import VideoFeatures
 SCORING_VERSION = 2  # bump when a change alters scores of the same model, so old score caches are not reused
 
 
+#: how a snippet's per-crop scores become its score: ``mean`` (the public evaluation code's) or ``max`` (an anomaly
+#: small in the frame fills one of the corner crops)
+CROP_POOLS = ("mean", "max")
+
+
 @torch.no_grad()
-def score_features(method: WeakMethod, features: np.ndarray,
-                   precision: str = "fp32") -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-    """``(T, crops, D)`` features -> float32 ``(T,)`` scores, the method's extra ``(T,)`` arrays (both averaged over
-    crops) and the number of crops. Runs where ``method``'s parameters are, under autocast for ``bf16`` / ``fp16``."""
+def score_features(method: WeakMethod, features: np.ndarray, precision: str = "fp32",
+                   crop_pool: str = "mean") -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """``(T, crops, D)`` features -> float32 ``(T,)`` scores (over crops: their mean, or their maximum with
+    ``crop_pool="max"``), the method's extra ``(T,)`` arrays (averaged over crops) and the number of crops. Runs
+    where ``method``'s parameters are, under autocast for ``bf16`` / ``fp16``."""
     device = next(method.parameters()).device
     per_crop_input = torch.from_numpy(np.ascontiguousarray(features.transpose(1, 0, 2))).to(device)  # (crops, T, D)
     with autocast(device, precision):
         per_crop = [method.outputs(per_crop_input[c : c + 1]) for c in range(per_crop_input.shape[0])]
     merged = {k: torch.stack([o[k].float() for o in per_crop]).mean(dim=0).cpu().numpy().astype(np.float32)
-              for k in per_crop[0]}
-    scores = merged.pop("scores")
+              for k in per_crop[0] if k != "scores"}
+    stacked = torch.stack([o["scores"].float() for o in per_crop])
+    scores = (stacked.amax(dim=0) if crop_pool == "max" else stacked.mean(dim=0)).cpu().numpy().astype(np.float32)
     return scores, merged, int(per_crop_input.shape[0])
 
 
@@ -99,7 +106,8 @@ class ScoreStage(BundleScoreStage):
         self.prepare()
         assert self.method is not None
         source = self.features[video.video_id]
-        scores, extras, crops = score_features(self.method, source.load(), self.precision)
+        scores, extras, crops = score_features(self.method, source.load(), self.precision,
+                                               self.bundle.features.get("crop_pool", "mean"))
         target, sidecar = self.outputs(video, folder)
         save_npy_atomic(target, scores)
         if extras:

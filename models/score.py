@@ -44,7 +44,7 @@ from vad_pipeline.stage import Executor, RunSummary, run_stage
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
-from .apply import SCORING_VERSION, ScoreStage, feature_refs, score_features
+from .apply import CROP_POOLS, SCORING_VERSION, ScoreStage, feature_refs, score_features
 from .base import TrainSchedule, WeakMethod
 from .bundle import ModelBundle, false_alarm_rate, false_alarm_threshold, load_bundle, save_bundle
 from .data import VideoFeatures, assign_labels, read_list_file, scan_feature_dir, scan_workspace_features, segment_bag
@@ -78,6 +78,7 @@ class TrainConfig:
     device: str = "auto"  # where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N
     # auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (CUDA): mixed precision
     precision: str = "auto"
+    crop_pool: str = "mean"  # a snippet's score over its crops: mean or max (models.apply.CROP_POOLS)
     force: bool = False
     progress: bool = True
 
@@ -240,7 +241,8 @@ def train_bundle(workspace: Workspace, config: TrainConfig, videos: list[VideoFe
         "features": {k: v for k, v in spec.items() if k in ("source", "config")},
         "train": [[n, labels[n], keys[by_name[n].key]] for n in fit_names],
         "calibration": {"far": config.far, "videos": [[n, keys[by_name[n].key]] for n in held_out]},
-    } | ({"precision": config.precision} if config.precision != "fp32" else {})
+    } | ({"precision": config.precision} if config.precision != "fp32" else {}) \
+      | ({"crop_pool": config.crop_pool} if config.crop_pool != "mean" else {})
     key = config_hash(key_config)
     folder = workspace.root / "models"
     prepare_folder(folder)
@@ -282,8 +284,8 @@ def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key
     seconds = time.perf_counter() - started
     method.eval()
     calibrate_on = held_out or [n for n in fit_names if labels[n] == 0]
-    normal_frames = [snippet_to_frames(score_features(method, by_name[n].load(), config.precision)[0])
-                     for n in calibrate_on]
+    normal_frames = [snippet_to_frames(score_features(method, by_name[n].load(), config.precision,
+                                                      config.crop_pool)[0]) for n in calibrate_on]
     threshold = false_alarm_threshold(normal_frames, config.far)
     calibration = {"far": config.far, "on": "held-out" if held_out else "training", "videos": calibrate_on,
                    "frames": int(sum(len(f) for f in normal_frames)),
@@ -297,7 +299,7 @@ def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key
                     calibration["frames"], config.far, int(10 / config.far))
     return ModelBundle(
         key=key, method=method.name, options=key_config["options"], schedule=key_config["schedule"], seed=config.seed,
-        feature_dim=method.feature_dim, features=dict(spec), threshold=threshold,
+        feature_dim=method.feature_dim, features=dict(spec) | {"crop_pool": config.crop_pool}, threshold=threshold,
         calibration=calibration,
         training={"videos": {n: labels[n] for n in fit_names}, "normal": sum(labels[n] == 0 for n in fit_names),
                   "anomalous": sum(labels[n] == 1 for n in fit_names),
@@ -312,6 +314,8 @@ def prepare_training(workspace: Workspace, config: TrainConfig) -> tuple[list[Vi
                                                                           dict[str, str], set[str], set[str],
                                                                           dict[str, Any]]:
     """The features, labels, splits, training and test names and the feature spec ``config`` selects."""
+    if config.crop_pool not in CROP_POOLS:
+        raise UserError(f"--crop-pool {config.crop_pool}: choose one of {', '.join(CROP_POOLS)}")
     videos, spec = choose_features(workspace, config)
     labels, splits = assign_labels(videos, config.labels, allow_unlabeled=True)
     videos = [v for v in videos if v.name in labels]

@@ -101,6 +101,9 @@ def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
                         help="training and scoring: auto (default: bf16 where the CPU or GPU computes it natively, "
                              "else fp32), fp32, bf16 mixed precision (refused where it would be emulated) or fp16 "
                              "(CUDA)")
+    parser.add_argument("--crop-pool", choices=("mean", "max"), default="mean",
+                        help="a snippet's score over its crops (--crops five / ten): mean (default, the public "
+                             "evaluation code's) or max (an anomaly small in the frame fills one corner crop)")
     parser.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
 
 
@@ -443,7 +446,7 @@ def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
                 labels=_labels(args), train_list=args.train_list, test_list=args.test_list, seed=args.seed,
                 epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, options=options,
                 xel_update=args.xel_update, far=args.far, device=args.device, precision=args.precision,
-                force=args.force, progress=not args.quiet)
+                crop_pool=args.crop_pool, force=args.force, progress=not args.quiet)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

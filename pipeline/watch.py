@@ -295,6 +295,7 @@ class _SnippetScorer:
         self.stage = feature_stage_for(workspace, bundle, config.model, extract, progress=False)
         self.stage.prepare()
         self.method = bundle.build().to(self.stage.device)  # where the features are made
+        self.crop_pool = bundle.features.get("crop_pool", "mean")
         self.window: deque = deque(maxlen=config.context)  # (crops, D) features of the last snippets
         self.pending: list[np.ndarray] = []
         self.length = self.stage.cfg.snippet_frames
@@ -310,7 +311,8 @@ class _SnippetScorer:
         self.window.append(self.stage.snippet_features(snippet))  # (crops, D)
         features = torch.from_numpy(np.stack(self.window).transpose(1, 0, 2).copy())  # (crops, n, D)
         with torch.no_grad():
-            score = float(self.method.snippet_scores(features.to(self.stage.device))[:, -1].mean())
+            per_crop = self.method.snippet_scores(features.to(self.stage.device))[:, -1]
+            score = float(per_crop.max() if self.crop_pool == "max" else per_crop.mean())
         return [(index - self.length + 1, index, score, arrival)]
 
     def flush(self) -> list[tuple[int, int, float, float]]:

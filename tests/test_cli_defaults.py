@@ -42,7 +42,8 @@ SSMTL = [
 
 
 TRAINING = [("far", "train"), ("holdout", "train"), ("far", "score"), ("holdout", None), ("device", "train"),
-            ("device", "score"), ("precision", "train"), ("precision", "score")]
+            ("device", "score"), ("precision", "train"), ("precision", "score"), ("crop_pool", "train"),
+            ("crop_pool", "score")]
 
 
 @pytest.mark.parametrize("dest,command", TRAINING, ids=[f"{c}-{d}" for d, c in TRAINING])

@@ -142,3 +142,28 @@ def test_method_trains_and_scores_on_cuda_as_on_the_cpu(method: str, feature_set
     assert np.abs(on_cpu - on_cuda).max() <= 1e-3 * max(1.0, np.abs(on_cpu).max())
     half = _frame_scores(cpu.bundle, videos, device="cuda", precision="fp16")
     assert float(on_cpu @ half / (np.linalg.norm(on_cpu) * np.linalg.norm(half))) >= 0.999
+
+
+def test_crop_pool_max_scores_each_snippet_by_its_most_anomalous_crop(feature_set, tmp_path: Path) -> None:
+    """``--crop-pool max``: a snippet scores its highest crop (an anomaly small in the frame fills one corner crop),
+    the bundle records it, `score` applies it, and the default keeps the mean over crops."""
+    from vad_pipeline.models.apply import score_features
+    from vad_pipeline.models.registry import get_method
+
+    torch.manual_seed(0)
+    method = get_method("mil")(16, get_method("mil").Options()).eval()
+    features = np.random.default_rng(0).normal(size=(6, 3, 16)).astype(np.float32)  # (T, crops, D)
+    with torch.no_grad():
+        per_crop = np.stack([method.outputs(torch.from_numpy(features[:, c][None]))["scores"].numpy().reshape(-1)
+                             for c in range(3)])
+    np.testing.assert_allclose(score_features(method, features, crop_pool="max")[0], per_crop.max(0), atol=1e-6)
+    np.testing.assert_allclose(score_features(method, features)[0], per_crop.mean(0), atol=1e-6)
+    assert not np.allclose(per_crop.max(0), per_crop.mean(0))
+
+    root, folder, labels, videos = feature_set
+    summary = score_videos(Workspace(tmp_path / "w"), ScoreConfig(method="mil", features=folder, labels=labels,
+                                                                  epochs=2, crop_pool="max", progress=False))
+    assert load_bundle(summary.bundle).features["crop_pool"] == "max"
+    with pytest.raises(Exception, match="--crop-pool median"):
+        score_videos(Workspace(tmp_path / "w"), ScoreConfig(method="mil", features=folder, labels=labels,
+                                                            crop_pool="median", progress=False))

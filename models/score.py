@@ -284,8 +284,8 @@ def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key
     seconds = time.perf_counter() - started
     method.eval()
     calibrate_on = held_out or [n for n in fit_names if labels[n] == 0]
-    normal_frames = [snippet_to_frames(score_features(method, by_name[n].load(), config.precision,
-                                                      config.crop_pool)[0]) for n in calibrate_on]
+    normal_frames = [snippet_to_frames(score_features(method, by_name[n].load(), config.crop_pool)[0])
+                     for n in calibrate_on]
     threshold = false_alarm_threshold(normal_frames, config.far)
     calibration = {"far": config.far, "on": "held-out" if held_out else "training", "videos": calibrate_on,
                    "frames": int(sum(len(f) for f in normal_frames)),
@@ -336,7 +336,7 @@ def score_videos(workspace: Workspace, config: ScoreConfig, executor: Executor |
     videos, labels, splits, train_names, test_names, spec = prepare_training(workspace, config)
     model = train_bundle(workspace, config, videos, labels, splits, train_names, spec)
     keys = _file_keys(workspace, videos)
-    stage = ScoreStage(model.bundle, {v.key: v for v in videos}, keys, config.device, config.precision)
+    stage = ScoreStage(model.bundle, {v.key: v for v in videos}, keys, config.device)
     run: RunSummary = run_stage(workspace, stage, feature_refs(videos, keys), force=config.force,
                                 progress=config.progress, executor=executor)
     folder = run.folder

@@ -98,9 +98,9 @@ def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
     parser.add_argument("--device", default="auto",
                         help="where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                        help="training and scoring: auto (default: bf16 where the CPU or GPU computes it natively, "
-                             "else fp32), fp32, bf16 mixed precision (refused where it would be emulated) or fp16 "
-                             "(CUDA)")
+                        help="training: auto (default: bf16 where the CPU or GPU computes it natively, else fp32), "
+                             "fp32, bf16 mixed precision (refused where it would be emulated) or fp16 (CUDA); weak "
+                             "methods score in fp32 whatever it is, SSMTL in it")
     parser.add_argument("--crop-pool", choices=("mean", "max"), default="mean",
                         help="a snippet's score over its crops (--crops five / ten): mean (default, the public "
                              "evaluation code's) or max (an anomaly small in the frame fills one corner crop)")

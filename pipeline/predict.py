@@ -74,7 +74,6 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
     ``extract``: an ``ExtractConfig`` with the extraction's speed options (device, batch size, decoder, threads;
     its feature-shaping fields are replaced by the bundle's)."""
     from vad_pipeline.extractors.extract import ExtractConfig
-    from vad_pipeline.devices import resolve_device, resolve_precision
     from vad_pipeline.models.apply import ScoreStage, feature_refs
     from vad_pipeline.models.bundle import load_bundle
     from vad_pipeline.models.data import scan_feature_dir
@@ -101,9 +100,7 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
         if dim != bundle.feature_dim:
             raise UserError(f"{video.files[0]}: features of size {dim}, the model takes {bundle.feature_dim}; "
                             "extract them with the model's backbone")
-    # scored as `score` scores: in the precision this device runs natively (auto)
-    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys, extract.device,
-                       resolve_precision("auto", resolve_device(extract.device)))
+    stage = ScoreStage(bundle, {v.key: v for v in videos}, keys, extract.device)  # the same artifacts as `score`
     scored = run_stage(workspace, stage, feature_refs(videos, keys), progress=config.progress, executor=executor)
     failed += scored.failed
     assert scored.folder is not None

@@ -50,7 +50,7 @@ def machine() -> str:
 # The single-scene suite's settings (``--suite ped2``, and any other single-scene set with ``--data``): one set for
 # every scene, nothing in it in pixels (objects and speeds are fractions of the frame; what is normal where is learnt
 # from the training videos). The velocity attributes alone: no network, so nothing to train and the same scores on
-# every seed. The rule that chose them (README "Results", docs/results-single-scene.md): among the subsets of
+# every seed. The rule that chose them (docs/results-single-scene.md): among the subsets of
 # {mi, vel, speed} and then the weights of the frame attribute motion (0-0.5), the best mean of the four AUCs of
 # both development scenes (UCSD Ped2, Avenue-8), with both single-scene choices (chosen on one scene, reported on
 # the other) shown beside it.

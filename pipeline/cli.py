@@ -58,7 +58,7 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder", choices=("auto", "decord", "opencv", "torchcodec"), default="auto",
                         help="video decoder (auto = on a GPU torchcodec's NVDEC when installed, else decord's GPU "
                              "context when built with CUDA; on the CPU OpenCV for mp4/avi/mov and decord for other "
-                             "containers; see README 'Decoding')")
+                             "containers; see docs/guide.md 'Decoding')")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: one per physical core)")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",

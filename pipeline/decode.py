@@ -349,7 +349,7 @@ def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False, fps: f
     containers whose header states the exact frame count (mp4, avi, mov, m4v: the public datasets), OpenCV: decord's
     CPU reader decodes the same pixels no faster and its memory grows with video length when frames are consumed
     slower than it decodes them, as the model does (+500 MB on a 1,024-frame 640x272 clip, more from one video to
-    the next; benchmarks/run.py, README "Decoding"). Other containers (mkv, webm, ...) only estimate their frame
+    the next; benchmarks/run.py, docs/guide.md "Decoding"). Other containers (mkv, webm, ...) only estimate their frame
     count, so they keep decord, which indexes every frame.
     ``decord`` forces decord (CPU context unless a GPU is wanted and available); ``opencv`` forces OpenCV;
     ``torchcodec`` forces torchcodec (on the GPU when one is wanted and it can, else on the CPU, numpy frames)."""

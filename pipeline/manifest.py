@@ -1,7 +1,7 @@
 """The workspace manifest: a SQLite database (WAL mode) recording every video seen and every stage artifact
 (stage, video, config hash, status, timings, library versions).
 
-Tables (documented in README.md, "Workspace layout"):
+Tables (documented in docs/guide.md, "Workspace layout"):
 
 - ``file_hashes(path, size, mtime_ns, sha256)``: content hashes, reused while a file's size and mtime are unchanged.
 - ``videos(video_id, path, sha256, size, fps, frames, width, height, updated)``: one row per distinct video.

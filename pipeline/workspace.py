@@ -1,6 +1,6 @@
 """The on-disk workspace: where every stage's artifacts, the manifest and the reports live.
 
-Layout (also in README.md)::
+Layout (also in docs/guide.md)::
 
     <workdir>/
       manifest.sqlite              # index and history of every video and artifact (SQLite, WAL)

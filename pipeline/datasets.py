@@ -271,15 +271,9 @@ def _clip_number(name: str) -> int | None:
 
 def _frame_count(source: Path) -> int | None:
     """Frames of a clip without decoding it: images in a folder, the header's count of a video file."""
-    from .frames import image_files
+    from .decode import _container_frame_count
 
-    if source.is_dir():
-        return len(image_files(source))
-    capture = cv2.VideoCapture(str(source))
-    try:
-        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
-    finally:
-        capture.release()
+    return len(image_files(source)) if source.is_dir() else _container_frame_count(source) or None
 
 
 def split_of(root: Path, split: str | None) -> SplitDefinition | None:

@@ -50,11 +50,12 @@ def machine() -> str:
 # The single-scene suite's settings (``--suite ped2``, and any other single-scene set with ``--data``): one set for
 # every scene, nothing in it in pixels (objects and speeds are fractions of the frame; what is normal where is learnt
 # from the training videos). The velocity attributes alone: no network, so nothing to train and the same scores on
-# every seed. The rule that chose them (docs/results-single-scene.md): among the subsets of
-# {mi, vel, speed} and then the weights of the frame attribute motion (0-0.5), the best mean of the four AUCs of
-# both development scenes (UCSD Ped2, Avenue-8), with both single-scene choices (chosen on one scene, reported on
-# the other) shown beside it.
-PED2_SETTINGS: dict[str, Any] = {"objects": "motion", "crop_size": 32, "train_stride": 2,
+# every seed. The rule that chose them (docs/results-single-scene.md): the tasks by the best mean of the four AUCs of
+# both development scenes (UCSD Ped2, Avenue-8); then the object source (motion proposals, or the person detector's
+# boxes with them), the smoothing sigma (3-16 frames) and the motion attribute's weight (0-0.3) by the best mean of
+# the six AUCs of three development sets: Ped2, Ped2 shrunk to 238 x 158 (`benchmarks/resized_copy.py`, standing for
+# lower-resolution scenes) and Avenue-8.
+PED2_SETTINGS: dict[str, Any] = {"objects": "both", "crop_size": 32, "train_stride": 2, "sigma": 8.0,
                                  "tasks": ("vel", "speed", "motion"), "lr_schedule": "cosine", "mirror": True}
 PED2_EPOCHS = 8  # only for network tasks (mi, mbp, aot, kd) when the settings name one
 

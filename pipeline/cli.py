@@ -403,13 +403,15 @@ def _ssmtl_options(parser: argparse.ArgumentParser) -> None:
                             "speed (excess speed over the objects seen at that place); and the frame attribute "
                             "motion (how much the whole frame moves against the training frames, blended in at "
                             "--motion-weight)")
-    ssmtl.add_argument("--motion-weight", type=float, default=0.2,
-                       help="with the motion task: its share of each frame's score, in [0, 1) (default 0.2)")
+    ssmtl.add_argument("--motion-weight", type=float, default=0.1,
+                       help="with the motion task: its share of each frame's score, in [0, 1) (default 0.1)")
     ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
     ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
     ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
     ssmtl.add_argument("--train-stride", type=int, default=1, help="objects of every k-th training frame")
-    ssmtl.add_argument("--sigma", type=float, default=3.0, help="temporal Gaussian smoothing of frame scores")
+    ssmtl.add_argument("--sigma", type=float, default=3.0,
+                       help="temporal Gaussian smoothing of frame scores, in frames (default 3; the single-scene "
+                            "settings: 8)")
     ssmtl.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                        help="learning rate over training: constant (default, the paper's) or cosine decay to 0")
     ssmtl.add_argument("--mirror", action="store_true",

@@ -110,9 +110,10 @@ class SSMTLConfig:
     precision: str = "auto"
     far: float = 0.01  # false-alarm budget of the alarm threshold: fraction of normal frames above it
     holdout: float = 0.0  # fraction of the normal training videos held out to calibrate it (train: 0.2)
-    # with the frame attribute "motion" among the tasks: its share of each frame's score (0.2: the best mean of the
-    # four development AUCs, Ped2 and Avenue-8 micro and macro, among 0.1-0.5; each scene alone picks it too)
-    motion_weight: float = 0.2
+    # with the frame attribute "motion" among the tasks: its share of each frame's score (0.1: with sigma 8 and the
+    # detector's boxes beside the motion proposals, the best mean of the six development AUCs, micro and macro on
+    # Ped2, Ped2 at 238 x 158 and Avenue-8, among 0-0.3; docs/results-single-scene.md)
+    motion_weight: float = 0.1
     out: Path | None = None  # also write the bundle here
     force: bool = False
     progress: bool = True

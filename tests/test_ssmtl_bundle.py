@@ -15,6 +15,7 @@ import torch
 from vad_pipeline.cli import main
 from vad_pipeline.errors import UserError
 from vad_pipeline.models.bundle import load_bundle
+from vad_pipeline.models.ssmtl import SSMTLConfig
 from vad_pipeline.models.ssmtl.apply import SSMTLModel
 from vad_pipeline.models.ssmtl.objects import load_objects
 from vad_pipeline.synthetic_objects import generate_object_dataset
@@ -47,7 +48,7 @@ def test_ssmtl_bundle_holds_what_applying_it_needs(trained) -> None:
     root, workdir, new, bundle_path = trained
     bundle = load_bundle(bundle_path)
     assert bundle.method == "ssmtl" and bundle.options["tasks"] == ["aot", "mbp", "knn", "speed", "motion"]
-    assert bundle.options["motion_weight"] == 0.2  # the frame attribute's share (SSMTLConfig's default)
+    assert bundle.options["motion_weight"] == SSMTLConfig().motion_weight  # the frame attribute's share (the default)
     assert bundle.features["source"] == "tracks" and bundle.features["tracks"]["objects"] == "motion"
     assert bundle.features["teacher"].startswith("detector:")
     assert set(bundle.scales) == {"aot", "mbp", "knn", "speed", "floor", "motion"}

@@ -1,0 +1,143 @@
+"""How far the weak methods on UCSD Ped2's weak split are from what their features allow (a diagnostic, not a result).
+
+Run after ``accuracy.py --suite ped2-weak`` (it reads that workspace's ten-crop features and dataset record)::
+
+    .venv/bin/python benchmarks/weak_ped2_ceiling.py --workdir benchmarks/results/ped2-weak --methods mil,ddl,align
+
+Two measurements, both reading the test clips' frame labels, so neither is a figure of record:
+
+1. **Test-set checkpoint selection**, the protocol of the public RTFM / TEVAD code (it evaluates on the test set
+   every few steps and keeps the checkpoint with the best test AUC): each method is trained as ``score`` trains it
+   and its test frame AUC (16 T frames, crops' mean or maximum) is taken after every epoch; the final epoch's AUC
+   (what this project reports) is printed beside the best epoch's.
+2. **A supervised probe**: a logistic regression on the snippet features trained on the frame labels of every other
+   clip (leave one clip out), per snippet (crops averaged) and per crop (a snippet scored by its most anomalous
+   crop): how separable normal and anomalous snippets are in these features at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+SNIPPET = 16
+
+
+def _split(workdir: Path) -> tuple[dict, dict[str, int], list[str], list[str], dict[str, np.ndarray]]:
+    """The features of the weak split's clips, their video labels, the train / test names and each clip's frame
+    labels ``(16 T,)`` (zeros for clips without ground truth: Ped2's normal training clips)."""
+    from vad_pipeline.datasets import recorded_dataset
+    from vad_pipeline.models.data import scan_workspace_features
+    from vad_pipeline.postprocess.ground_truth import load_many
+
+    dataset = recorded_dataset(workdir)
+    if dataset is None:
+        raise SystemExit(f"{workdir}: no dataset record; run accuracy.py --suite ped2-weak first")
+    truth = load_many([Path(p) for p in dataset["ground_truth"]])
+    rows = list(csv.DictReader(open(Path(dataset["labels"]), encoding="utf-8")))
+    labels = {row["video"]: int(row["label"] == "anomaly") for row in rows}
+    split = {row["video"]: row["split"] for row in rows}
+    folders = sorted((workdir / "features").iterdir())
+    videos = {v.name: v for v in scan_workspace_features(folders[0])}
+    train = sorted(n for n in videos if split.get(n) == "train")
+    test = sorted(n for n in videos if split.get(n) == "test")
+    frames = {}
+    for name in videos:
+        length = videos[name].load().shape[0] * SNIPPET
+        gt = truth.get(name)
+        frames[name] = gt.frame_labels(length) if gt is not None else np.zeros(length, bool)
+    return videos, labels, train, test, frames
+
+
+def checkpoint_curves(workdir: Path, methods: list[str], seed: int) -> None:
+    from vad_pipeline.models.apply import score_features
+    from vad_pipeline.models.registry import get_method
+    from vad_pipeline.models.data import segment_bag
+    from vad_pipeline.models.score import TrainConfig, build_options
+    from vad_pipeline.models.trainer import seed_everything, train_method
+
+    videos, labels, train, test, frames = _split(workdir)
+    features = {n: videos[n].load() for n in test}
+    truth = np.concatenate([frames[n] for n in test])
+    for name in methods:
+        for pool in ("mean", "max"):
+            cls = get_method(name)
+            seed_everything(seed)
+            method = cls(int(features[test[0]].shape[-1]), build_options(cls, TrainConfig(method=name, seed=seed)))
+            schedule = method.default_schedule()
+            # as `score` trains: every (training video, crop) one bag of `segments` mean-pooled segments
+            pairs = [(n, crop) for n in train for crop in range(videos[n].load().shape[1])]
+            bags = torch.from_numpy(np.stack([segment_bag(videos[n].load()[:, crop], schedule.segments)
+                                              for n, crop in pairs]))
+            bag_labels = torch.tensor([labels[n] for n, _ in pairs])
+            curve: list[float] = []
+            epoch_end = method.on_epoch_end
+
+            def evaluate(epoch: int, normal: torch.Tensor, epoch_end=epoch_end, method=method, curve=curve) -> None:
+                epoch_end(epoch, normal)
+                method.eval()
+                with torch.no_grad():
+                    scores = np.concatenate([np.repeat(score_features(method, features[n], pool)[0], SNIPPET)
+                                             for n in test])
+                curve.append(float(roc_auc_score(truth, scores)))
+                method.train()
+
+            method.on_epoch_end = evaluate
+            train_method(method, bags, bag_labels, dataclasses.replace(schedule), seed=seed, progress=False)
+            best = int(np.argmax(curve))
+            print(f"{name:6s} crops {pool:4s} seed {seed}: {len(curve)} epochs; final {curve[-1]:.3f}, "
+                  f"best by the test labels {curve[best]:.3f} (epoch {best + 1}), median {np.median(curve):.3f}")
+
+
+def supervised_probe(workdir: Path) -> None:
+    videos, _, _, test, frames = _split(workdir)
+    clips = [n for n in videos if frames[n].any() or n in test]
+    per_snippet, per_crop = [], []
+    for name in clips:
+        feats = videos[name].load()  # (T, crops, D)
+        target = frames[name].reshape(feats.shape[0], SNIPPET).mean(axis=1) > 0.5
+        per_snippet.append((name, feats.mean(axis=1), target))
+        per_crop.append((name, feats, target))
+    names = np.array([n for n, x, _ in per_snippet for _ in range(len(x))])
+    x = np.concatenate([x for _, x, _ in per_snippet])
+    y = np.concatenate([t for _, _, t in per_snippet])
+    scores = np.zeros(len(y))
+    for name in clips:
+        held = names == name
+        scores[held] = LogisticRegression(C=0.1, max_iter=3000).fit(x[~held], y[~held]).decision_function(x[held])
+    is_test = np.isin(names, test)
+    print(f"probe, crops averaged: test snippet AUC {roc_auc_score(y[is_test], scores[is_test]):.3f}")
+    crops = per_crop[0][1].shape[1]
+    xc = np.concatenate([f.reshape(-1, f.shape[-1]) for _, f, _ in per_crop])
+    yc = np.concatenate([np.repeat(t, crops) for _, _, t in per_crop])
+    nc = np.concatenate([np.full(f.shape[0] * crops, n) for n, f, _ in per_crop])
+    crop_scores = np.zeros(len(yc))
+    for name in clips:
+        held = nc == name
+        crop_scores[held] = LogisticRegression(C=0.1, max_iter=3000).fit(xc[~held], yc[~held]).decision_function(
+            xc[held])
+    snippet_max = crop_scores.reshape(-1, crops).max(axis=1)
+    print(f"probe, per crop, a snippet scored by its most anomalous crop: test snippet AUC "
+          f"{roc_auc_score(y[is_test], snippet_max[is_test]):.3f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, required=True, help="the ped2-weak suite's workspace")
+    parser.add_argument("--methods", default="mil,ddl,align", help="comma-separated weak methods")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    checkpoint_curves(args.workdir, [m.strip() for m in args.methods.split(",") if m.strip()], args.seed)
+    supervised_probe(args.workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,9 +30,9 @@ from sklearn.metrics import roc_auc_score
 SNIPPET = 16
 
 
-def _split(workdir: Path) -> tuple[dict, dict[str, int], list[str], list[str], dict[str, np.ndarray]]:
-    """The features of the weak split's clips, their video labels, the train / test names and each clip's frame
-    labels ``(16 T,)`` (zeros for clips without ground truth: Ped2's normal training clips)."""
+def _split(workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, int], list[str], list[str], dict[str, np.ndarray]]:
+    """The weak split's clips: their features ``(T, crops, D)`` (read once), video labels, the train / test names and
+    each clip's frame labels ``(16 T,)`` (zeros for clips without ground truth: Ped2's normal training clips)."""
     from vad_pipeline.datasets import recorded_dataset
     from vad_pipeline.models.data import scan_workspace_features
     from vad_pipeline.postprocess.ground_truth import load_many
@@ -48,12 +48,13 @@ def _split(workdir: Path) -> tuple[dict, dict[str, int], list[str], list[str], d
     videos = {v.name: v for v in scan_workspace_features(folders[0])}
     train = sorted(n for n in videos if split.get(n) == "train")
     test = sorted(n for n in videos if split.get(n) == "test")
+    features = {name: video.load() for name, video in videos.items()}
     frames = {}
-    for name in videos:
-        length = videos[name].load().shape[0] * SNIPPET
+    for name, array in features.items():
         gt = truth.get(name)
-        frames[name] = gt.frame_labels(length) if gt is not None else np.zeros(length, bool)
-    return videos, labels, train, test, frames
+        frames[name] = (gt.frame_labels(array.shape[0] * SNIPPET) if gt is not None
+                        else np.zeros(array.shape[0] * SNIPPET, bool))
+    return features, labels, train, test, frames
 
 
 def checkpoint_curves(workdir: Path, methods: list[str], seed: int) -> None:
@@ -63,8 +64,7 @@ def checkpoint_curves(workdir: Path, methods: list[str], seed: int) -> None:
     from vad_pipeline.models.score import TrainConfig, build_options
     from vad_pipeline.models.trainer import seed_everything, train_method
 
-    videos, labels, train, test, frames = _split(workdir)
-    features = {n: videos[n].load() for n in test}
+    features, labels, train, test, frames = _split(workdir)
     truth = np.concatenate([frames[n] for n in test])
     for name in methods:
         for pool in ("mean", "max"):
@@ -73,10 +73,9 @@ def checkpoint_curves(workdir: Path, methods: list[str], seed: int) -> None:
             method = cls(int(features[test[0]].shape[-1]), build_options(cls, TrainConfig(method=name, seed=seed)))
             schedule = method.default_schedule()
             # as `score` trains: every (training video, crop) one bag of `segments` mean-pooled segments
-            pairs = [(n, crop) for n in train for crop in range(videos[n].load().shape[1])]
-            bags = torch.from_numpy(np.stack([segment_bag(videos[n].load()[:, crop], schedule.segments)
-                                              for n, crop in pairs]))
-            bag_labels = torch.tensor([labels[n] for n, _ in pairs])
+            bags = torch.from_numpy(np.stack([segment_bag(features[n][:, crop], schedule.segments)
+                                              for n in train for crop in range(features[n].shape[1])]))
+            bag_labels = torch.tensor([labels[n] for n in train for _ in range(features[n].shape[1])])
             curve: list[float] = []
             epoch_end = method.on_epoch_end
 
@@ -97,11 +96,11 @@ def checkpoint_curves(workdir: Path, methods: list[str], seed: int) -> None:
 
 
 def supervised_probe(workdir: Path) -> None:
-    videos, _, _, test, frames = _split(workdir)
-    clips = [n for n in videos if frames[n].any() or n in test]
+    features, _, _, test, frames = _split(workdir)
+    clips = [n for n in features if frames[n].any() or n in test]
     per_snippet, per_crop = [], []
     for name in clips:
-        feats = videos[name].load()  # (T, crops, D)
+        feats = features[name]  # (T, crops, D)
         target = frames[name].reshape(feats.shape[0], SNIPPET).mean(axis=1) > 0.5
         per_snippet.append((name, feats.mean(axis=1), target))
         per_crop.append((name, feats, target))

@@ -2,7 +2,7 @@
 
 Run after ``accuracy.py --suite ped2-weak`` (it reads that workspace's ten-crop features and dataset record)::
 
-    .venv/bin/python benchmarks/weak_ped2_ceiling.py --workdir benchmarks/results/ped2-weak --methods mil,ddl,align
+    .venv/bin/python benchmarks/weak_ped2_ceiling.py --workdir benchmarks/results/accuracy/ped2-weak --methods mil,ddl,align
 
 Two measurements, both reading the test clips' frame labels, so neither is a figure of record:
 

@@ -18,7 +18,6 @@ Two measurements, both reading the test clips' frame labels, so neither is a fig
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 from pathlib import Path
 
@@ -34,16 +33,16 @@ def _split(workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, int], list[s
     """The weak split's clips: their features ``(T, crops, D)`` (read once), video labels, the train / test names and
     each clip's frame labels ``(16 T,)`` (zeros for clips without ground truth: Ped2's normal training clips)."""
     from vad_pipeline.datasets import recorded_dataset
-    from vad_pipeline.models.data import scan_workspace_features
+    from vad_pipeline.models.data import read_labels_csv, scan_workspace_features
     from vad_pipeline.postprocess.ground_truth import load_many
 
     dataset = recorded_dataset(workdir)
     if dataset is None:
         raise SystemExit(f"{workdir}: no dataset record; run accuracy.py --suite ped2-weak first")
     truth = load_many([Path(p) for p in dataset["ground_truth"]])
-    rows = list(csv.DictReader(open(Path(dataset["labels"]), encoding="utf-8")))
-    labels = {row["video"]: int(row["label"] == "anomaly") for row in rows}
-    split = {row["video"]: row["split"] for row in rows}
+    entries = read_labels_csv(Path(dataset["labels"]))
+    labels = {name: entry.label for name, entry in entries.items()}
+    split = {name: entry.split for name, entry in entries.items()}
     folders = sorted((workdir / "features").iterdir())
     videos = {v.name: v for v in scan_workspace_features(folders[0])}
     train = sorted(n for n in videos if split.get(n) == "train")
@@ -57,14 +56,14 @@ def _split(workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, int], list[s
     return features, labels, train, test, frames
 
 
-def checkpoint_curves(workdir: Path, methods: list[str], seed: int) -> None:
+def checkpoint_curves(split: tuple, methods: list[str], seed: int) -> None:
     from vad_pipeline.models.apply import score_features
     from vad_pipeline.models.registry import get_method
     from vad_pipeline.models.data import segment_bag
     from vad_pipeline.models.score import TrainConfig, build_options
     from vad_pipeline.models.trainer import seed_everything, train_method
 
-    features, labels, train, test, frames = _split(workdir)
+    features, labels, train, test, frames = split
     truth = np.concatenate([frames[n] for n in test])
     for name in methods:
         for pool in ("mean", "max"):
@@ -95,34 +94,29 @@ def checkpoint_curves(workdir: Path, methods: list[str], seed: int) -> None:
                   f"best by the test labels {curve[best]:.3f} (epoch {best + 1}), median {np.median(curve):.3f}")
 
 
-def supervised_probe(workdir: Path) -> None:
-    features, _, _, test, frames = _split(workdir)
-    clips = [n for n in features if frames[n].any() or n in test]
-    per_snippet, per_crop = [], []
-    for name in clips:
-        feats = features[name]  # (T, crops, D)
-        target = frames[name].reshape(feats.shape[0], SNIPPET).mean(axis=1) > 0.5
-        per_snippet.append((name, feats.mean(axis=1), target))
-        per_crop.append((name, feats, target))
-    names = np.array([n for n, x, _ in per_snippet for _ in range(len(x))])
-    x = np.concatenate([x for _, x, _ in per_snippet])
-    y = np.concatenate([t for _, _, t in per_snippet])
+def _leave_one_clip_out(x: np.ndarray, y: np.ndarray, clip_of: np.ndarray) -> np.ndarray:
+    """Decision values ``(N,)`` of samples ``x`` ``(N, D)``, each from a logistic regression fitted on the labels
+    ``y`` ``(N,)`` of every other clip (``clip_of`` ``(N,)`` names each sample's clip)."""
     scores = np.zeros(len(y))
-    for name in clips:
-        held = names == name
+    for clip in np.unique(clip_of):
+        held = clip_of == clip
         scores[held] = LogisticRegression(C=0.1, max_iter=3000).fit(x[~held], y[~held]).decision_function(x[held])
+    return scores
+
+
+def supervised_probe(split: tuple) -> None:
+    features, _, _, test, frames = split
+    clips = [n for n in features if frames[n].any() or n in test]
+    crops = features[clips[0]].shape[1]
+    targets = {n: frames[n].reshape(features[n].shape[0], SNIPPET).mean(axis=1) > 0.5 for n in clips}
+    names = np.concatenate([np.full(len(targets[n]), n) for n in clips])
+    y = np.concatenate([targets[n] for n in clips])
     is_test = np.isin(names, test)
-    print(f"probe, crops averaged: test snippet AUC {roc_auc_score(y[is_test], scores[is_test]):.3f}")
-    crops = per_crop[0][1].shape[1]
-    xc = np.concatenate([f.reshape(-1, f.shape[-1]) for _, f, _ in per_crop])
-    yc = np.concatenate([np.repeat(t, crops) for _, _, t in per_crop])
-    nc = np.concatenate([np.full(f.shape[0] * crops, n) for n, f, _ in per_crop])
-    crop_scores = np.zeros(len(yc))
-    for name in clips:
-        held = nc == name
-        crop_scores[held] = LogisticRegression(C=0.1, max_iter=3000).fit(xc[~held], yc[~held]).decision_function(
-            xc[held])
-    snippet_max = crop_scores.reshape(-1, crops).max(axis=1)
+    averaged = _leave_one_clip_out(np.concatenate([features[n].mean(axis=1) for n in clips]), y, names)
+    print(f"probe, crops averaged: test snippet AUC {roc_auc_score(y[is_test], averaged[is_test]):.3f}")
+    per_crop = _leave_one_clip_out(np.concatenate([features[n].reshape(-1, features[n].shape[-1]) for n in clips]),
+                                   np.repeat(y, crops), np.repeat(names, crops))
+    snippet_max = per_crop.reshape(-1, crops).max(axis=1)
     print(f"probe, per crop, a snippet scored by its most anomalous crop: test snippet AUC "
           f"{roc_auc_score(y[is_test], snippet_max[is_test]):.3f}")
 
@@ -133,8 +127,9 @@ def main() -> int:
     parser.add_argument("--methods", default="mil,ddl,align", help="comma-separated weak methods")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    checkpoint_curves(args.workdir, [m.strip() for m in args.methods.split(",") if m.strip()], args.seed)
-    supervised_probe(args.workdir)
+    split = _split(args.workdir)  # every clip's features read once, for both measurements
+    checkpoint_curves(split, [m.strip() for m in args.methods.split(",") if m.strip()], args.seed)
+    supervised_probe(split)
     return 0
 
 

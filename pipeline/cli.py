@@ -157,13 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Decode videos and cache (T, crops, D) I3D snippet features per video.")
     extract.add_argument("videos", nargs="+", type=Path,
                          help="video files, folders of frames, folders holding them (searched recursively), or one "
-                              "dataset root (UCSD Ped1/Ped2, Avenue, ShanghaiTech layouts: splits and ground truth "
-                              "recorded for score and report)")
+                              "dataset root (UCSD Ped1/Ped2, Avenue, ShanghaiTech layouts, UCF-Crime / XD-Violence "
+                              "annotation files, RTFM / TEVAD *.list + gt-*.npy: splits and ground truth recorded "
+                              "for score and report)")
     _extract_options(extract)
     _frame_rate_option(extract)
     extract.add_argument("--split", default=None,
                          help="dataset roots: which published split (standard, default; UCSD Ped2 also weak: the "
-                              "RTFM / TEVAD weakly supervised split)")
+                              "RTFM / TEVAD weakly supervised split; list roots: the lists' dataset, e.g. ped2)")
     extract.add_argument("--stages", default="features,tracks",
                          help="comma-separated stages to run: features (I3D), tracks (YOLO + ByteTrack); default both")
     extract.add_argument("--detector", default=None,

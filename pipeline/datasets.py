@@ -15,7 +15,8 @@
 ``vad-pipeline extract ROOT`` reads a recognised root as a dataset (``open_dataset``): its clips (frame folders are
 read directly as videos, :mod:`vad_pipeline.frames`) under the names its ground truth uses (training clips
 ``train_<name>``, test clips their own), one of its published splits (``--split``: ``standard``; UCSD Ped2 also
-``weak``, RTFM / TEVAD's weakly supervised split), and records in the workspace (``record_dataset``) which clip is
+``weak``, RTFM / TEVAD's weakly supervised split), the annotation files of UCF-Crime and XD-Violence and the
+list roots of RTFM / TEVAD (:mod:`vad_pipeline.list_roots`), and records in the workspace (``record_dataset``) which clip is
 in which split, its label and where the ground truth is, so that ``score`` and ``report`` need no ``--labels`` or
 ``--gt``. ``frames_to_video`` encodes a frame folder losslessly as FFV1 (the benchmark comparing both readings).
 """
@@ -33,6 +34,7 @@ from .atomic import atomic_path, save_npz_atomic
 from .decode import VIDEO_EXTENSIONS
 from .errors import UserError
 from .frames import image_files
+from .list_roots import ListDataset, open_list_root
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,8 @@ def layouts_tried(root: Path) -> str:
     for name, needs in LAYOUT_NEEDS:
         missing = [need + "/" for need in needs if not (Path(root) / need).is_dir()]
         parts.append(f"{name}: no {' or '.join(missing)}" if missing else f"{name}: no clips inside")
+    parts += ["UCF-Crime: no Anomaly_Train.txt + Temporal_Anomaly_Annotation*.txt",
+              "XD-Violence: no annotations.txt", "RTFM / TEVAD lists: no NAME.list + NAME-test.list"]
     return "tried " + "; ".join(parts)
 
 
@@ -236,12 +240,15 @@ class Dataset:
     splits: tuple[str, ...]
     clips: list[DatasetClip]
     ground_truth: list[Path]
+    #: per test clip frame labels read from a file that holds them all (a list root's ``gt-*.npy``), which
+    #: ``record_dataset`` writes per clip into the workspace for ``report``
+    frame_labels: dict[str, np.ndarray] = field(default_factory=dict)
 
     def summary(self) -> str:
         """The one line ``extract`` prints: what was found."""
         train = sum(c.split == "train" for c in self.clips)
         test = sum(c.split == "test" for c in self.clips)
-        truth = ["frame labels"] if self.ground_truth else []
+        truth = ["frame labels"] if self.ground_truth or self.frame_labels else []
         if self.layout.mask_folders or any("mask" in p.name for p in self.ground_truth):
             truth.append("pixel masks")
         split = f", {self.split.name} split" if len(self.splits) > 1 else ""
@@ -281,7 +288,8 @@ def split_of(root: Path, split: str | None) -> SplitDefinition | None:
     when ``root`` is not one of the single-scene roots (the annotated sets have no extraction defaults)."""
     layout = detect_layout(root) if Path(root).is_dir() else None
     if layout is None or not layout.clips:
-        return None
+        lists = open_list_root(Path(root), split, _frame_count) if Path(root).is_dir() else None
+        return _list_split_definition(lists) if lists is not None else None
     return PED2_WEAK_SPLIT if split == "weak" and _dataset_name(layout) == "UCSD Ped2" else STANDARD_SPLIT
 
 
@@ -294,7 +302,7 @@ def open_dataset(root: Path, split: str | None = None, masks_archive: Path | Non
 
     layout = detect_layout(root)
     if layout is None or not layout.clips:
-        annotated = _annotated_dataset(Path(root), split)
+        annotated = _annotated_dataset(Path(root), split) or _list_dataset(Path(root), split)
         if annotated is None and split:
             raise UserError(f"--split {split}: {root} is not a dataset root ({layouts_tried(root)})")
         return annotated
@@ -408,6 +416,27 @@ def _annotated_dataset(root: Path, split: str | None) -> Dataset | None:
     return Dataset(f"{title} (annotation files)", layout, definition, ("standard",), clips, [truth_file])
 
 
+def _list_split_definition(lists: ListDataset) -> SplitDefinition:
+    return SplitDefinition(
+        lists.split.name, f"the split of {lists.split.train_list.name} / {lists.split.test_list.name} (RTFM / TEVAD "
+        f"list files; training labels by the lists' convention); {lists.crops or 'centre'}-crop features, last "
+        f"snippet {'padded' if lists.tail == 'pad' else 'dropped'}, frame AUC over 16 T frames", crops=lists.crops,
+        tail=lists.tail,
+        frames="snippets", normalize=False)
+
+
+def _list_dataset(root: Path, split: str | None) -> Dataset | None:
+    """A list root (:mod:`vad_pipeline.list_roots`) as a dataset, or None when ``root`` holds no list pair."""
+    lists = open_list_root(root, split, _frame_count)
+    if lists is None:
+        return None
+    clips = [DatasetClip(c.name, c.source, c.split, c.label) for c in lists.clips]
+    layout = Layout("lists", root, [Clip(c.name, c.source, c.split) for c in clips])
+    title = "RTFM / TEVAD lists" + (f" ({lists.split.name})" if len(lists.splits) == 1 else "")
+    return Dataset(title, layout, _list_split_definition(lists), lists.splits,
+                   clips, [], lists.frame_labels)
+
+
 def record_dataset(workdir: Path, dataset: Dataset, keys: dict[str, str]) -> Path:
     """Write ``<workdir>/dataset/``: ``dataset.json`` (schema below) and ``labels.csv`` (``video,label,split``, the
     file ``score --labels`` takes), atomically. ``keys``: clip name -> video id of the clips that were read.
@@ -430,12 +459,16 @@ def record_dataset(workdir: Path, dataset: Dataset, keys: dict[str, str]) -> Pat
     labels = folder / "labels.csv"
     with atomic_path(labels) as tmp:
         tmp.write_text(text.getvalue(), encoding="utf-8")
+    ground_truth = [Path(p).resolve() for p in dataset.ground_truth]
+    if dataset.frame_labels:
+        save_npz_atomic(folder / "frame_labels.npz", dataset.frame_labels, compressed=True)
+        ground_truth.append((folder / "frame_labels.npz").resolve())
     record = {
         "schema": DATASET_SCHEMA, "title": dataset.title, "kind": dataset.layout.kind,
         "root": str(Path(dataset.layout.root).resolve()), "split": dataset.split.name, "splits": list(dataset.splits),
         "description": dataset.split.description,
         "evaluation": {"frames": dataset.split.frames, "normalize": dataset.split.normalize},
-        "ground_truth": [str(Path(p).resolve()) for p in dataset.ground_truth], "labels": str(labels),
+        "ground_truth": [str(p) for p in ground_truth], "labels": str(labels),
         "clips": [{"name": c.name, "source": str(c.source), "split": c.split, "label": c.label,
                    "video_id": keys.get(c.name)} for c in dataset.clips],
     }

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vad_pipeline.atomic import atomic_path, save_json_atomic
-from vad_pipeline.errors import WeightsError
+from vad_pipeline.errors import UserError, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +152,53 @@ def load_detector(path: Path) -> Any:
     return model
 
 
+#: the ultralytics internals tracking relies on beyond its public API: (module, attribute, keyword it must accept)
+ULTRALYTICS_INTERNALS = (
+    ("ultralytics.utils.nms", "non_max_suppression", "return_idxs"),
+    ("ultralytics.models.yolo.detect", "DetectionPredictor", None),
+    ("ultralytics.models.yolo.detect.predict", "DetectionPredictor.construct_results", None),
+    ("ultralytics.utils.ops", "convert_torch2numpy_batch", None),
+    ("ultralytics.trackers.byte_tracker", "BYTETracker.update", None),
+    ("ultralytics.engine.results", "Boxes", None),
+    ("ultralytics.utils", "IterableSimpleNamespace", None),
+    ("ultralytics.utils.checks", "check_yaml", None),
+)
+
+
+def missing_ultralytics_internals() -> list[str]:
+    """Which of :data:`ULTRALYTICS_INTERNALS` the installed ultralytics lacks (empty when tracking can run)."""
+    import importlib
+    import inspect
+
+    configure_offline()
+    missing = []
+    for module_name, attribute, keyword in ULTRALYTICS_INTERNALS:
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+            if keyword and keyword not in inspect.signature(target).parameters:
+                missing.append(f"{module_name}.{attribute}({keyword}=...)")
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}.{attribute}")
+    return missing
+
+
+def check_ultralytics() -> None:
+    """One clear line when the installed ultralytics lacks what tracking needs (another release than the pinned)."""
+    missing = missing_ultralytics_internals()
+    if missing:
+        from importlib.metadata import version
+
+        raise UserError(f"ultralytics {version('ultralytics')} lacks {', '.join(missing)}, which tracking needs; "
+                        "install the release this version was tested with: pip install 'ultralytics>=8.4.190,<8.5'")
+
+
 @functools.lru_cache(maxsize=1)
 def probability_predictor() -> type:
     """A DetectionPredictor whose results carry ``class_probs`` ``(n, classes)``: the per-class scores of each box
     that survives NMS (what the distillation task of SSMTL learns from)."""
+    check_ultralytics()
     from ultralytics.models.yolo.detect import DetectionPredictor
     from ultralytics.utils import nms, ops
 

@@ -510,8 +510,8 @@ def _inputs(workspace: Workspace, inputs: list[Path | str], split: str | None,
             fps: float | None) -> tuple[list[Path | VideoRef], list[tuple[Path, str]]]:
     """The videos ``extract`` runs on: a dataset root's clips (named, recorded in the workspace; the clips that
     cannot be read fail alone), else the video files and frame folders under ``inputs``."""
-    from vad_pipeline.datasets import DATASET_FOLDER, open_dataset, record_dataset
-    from vad_pipeline.discovery import find_videos, nothing_found
+    from vad_pipeline.datasets import DATASET_FOLDER, nothing_found, open_dataset, record_dataset
+    from vad_pipeline.discovery import find_videos
 
     folders = [Path(p) for p in inputs if Path(p).is_dir()]
     dataset = None

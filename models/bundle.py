@@ -16,16 +16,17 @@ types, loaded with ``weights_only=True``: ``{"schema": "vad-pipeline/bundle/1", 
   ``history`` (per-epoch losses), ``seconds``, ``versions`` (library versions), ``created``;
 - ``scales``: SSMTL's score normalisation (empty for the weak methods).
 
-SSMTL bundles (``method: "ssmtl"``) fill the same fields with their own content (``features`` = the tracks spec and
-the teacher, ``feature_dim`` = the teacher's feature size): see :mod:`.ssmtl.runner`.
+Bundles of the other kinds (:mod:`.kinds`) fill the same fields with their own content (SSMTL: ``features`` = the
+tracks spec and the teacher, ``feature_dim`` = the teacher's feature size; see :mod:`.ssmtl.runner`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -35,7 +36,13 @@ from vad_pipeline.errors import UserError
 from vad_pipeline.schemas import BUNDLE_SCHEMA
 
 from .base import WeakMethod
-from .registry import get_method
+from .kinds import kind_of
+from .registry import get_method, method_names
+
+if TYPE_CHECKING:
+    from vad_pipeline.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,12 +72,57 @@ class ModelBundle:
 
     def build(self) -> WeakMethod:
         """The weakly supervised method with the bundle's options and weights, in eval mode."""
-        if self.method == "ssmtl":
-            raise UserError("this is an SSMTL bundle: it scores objects from tracks, not snippet features")
+        if self.method not in method_names():
+            raise UserError(f"this bundle's method, {self.method}, does not score snippet features; apply it with "
+                            "`vad-pipeline predict`")
         method_cls = get_method(self.method)
         method = method_cls(self.feature_dim, method_cls.Options(**self.options))
         method.load_state_dict(self.state_dict)
         return method.eval()
+
+
+@dataclass
+class TrainedModel:
+    """A bundle and where it is, and whether this call trained it."""
+
+    bundle: ModelBundle
+    path: Path
+    trained: bool
+
+
+def cached_training(workspace: "Workspace", method: str, key_config: dict[str, Any],
+                    train: Callable[[str], ModelBundle], lineage: dict[str, Any], force: bool = False,
+                    out: Path | None = None) -> TrainedModel:
+    """The model artifact of every kind: ``<workdir>/models/<method>-<key>.pt``, ``key`` the hash of
+    ``key_config`` (what determines the training). Under the artifact's lock (concurrent runs take turns; the later
+    ones load it), the cached bundle is loaded (a corrupt one is trained again, with a warning; ``force`` trains
+    anyway), else ``train(key)`` makes it and it is saved atomically; either way the manifest records its row with
+    the ``lineage`` inputs, and the bundle is also written to ``out`` when asked."""
+    from vad_pipeline.atomic import artifact_lock, prepare_folder
+    from vad_pipeline.hashing import config_hash
+
+    key = config_hash(key_config)
+    folder = workspace.root / "models"
+    prepare_folder(folder)
+    path = folder / f"{method}-{key}.pt"
+    with artifact_lock(folder, path.stem):
+        bundle = None
+        if path.is_file() and not force:
+            try:
+                bundle = load_bundle(path)
+            except UserError:
+                log.warning("%s: corrupt cache entry (an unreadable bundle); training it again", path)
+        trained = bundle is None
+        if bundle is None:
+            bundle = train(key)
+            save_bundle(path, bundle)
+        else:
+            log.info("%s: already trained, loaded %s", method, path)
+        workspace.manifest.record_lineage("model", method, key, key_config, path, lineage,
+                                          detail={"threshold": bundle.threshold})
+    if out is not None:
+        save_bundle(Path(out), bundle)
+    return TrainedModel(bundle, path, trained)
 
 
 def save_bundle(path: Path, bundle: ModelBundle) -> Path:
@@ -98,12 +150,9 @@ def load_bundle(path: Path) -> ModelBundle:
     try:
         meta = json.loads(payload["meta"])
         bundle = ModelBundle(**meta, state_dict=payload["state_dict"])
-        if bundle.method == "ssmtl":
-            from .ssmtl.apply import SSMTLOptions, build_network
-
-            build_network(SSMTLOptions.from_json(bundle.options), bundle.state_dict)  # the weights fit the options
-        else:
-            bundle.build()  # the weights fit the method and options
+        kind_of(bundle.method).check_bundle(bundle)  # the weights fit the method and options
+    except UserError as exc:  # a method this version does not have
+        raise UserError(f"--model {path}: {exc}; train it again with this version") from None
     except Exception as exc:
         raise UserError(f"--model {path}: the bundle does not fit this version's {meta.get('method', 'method')} "
                         f"({type(exc).__name__}: {exc}); train it again") from None
@@ -121,8 +170,3 @@ def false_alarm_threshold(normal_scores: list[np.ndarray], far: float) -> float:
         raise UserError("calibration: the normal validation videos have no frames")
     return float(np.quantile(values, 1.0 - far, method="higher"))
 
-
-def false_alarm_rate(normal_scores: list[np.ndarray], threshold: float) -> float:
-    """The fraction of the normal frames ``normal_scores`` above ``threshold``."""
-    values = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1) for s in normal_scores])
-    return float(np.mean(values > threshold)) if values.size else 0.0

@@ -21,8 +21,8 @@ import torch
 from vad_pipeline.atomic import atomic_path
 from vad_pipeline.errors import UserError
 
-from .base import WeakMethod
 from .bundle import ModelBundle, load_bundle
+from .kinds import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,6 @@ class ExportSummary:
     max_abs_diff: float  # largest |ONNX Runtime - torch| over the parity checks
 
 
-class _Scores(torch.nn.Module):
-    """The scoring network alone: ``(crops, T, D)`` -> ``(crops, T)``."""
-
-    def __init__(self, method: WeakMethod):
-        super().__init__()
-        self.method = method
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.method.snippet_scores(features)
-
-
 def export_model(model: Path, out: Path | None = None, fmt: str = "onnx") -> ExportSummary:
     """Write ``model``'s scoring network in ``fmt`` to ``out`` (default: beside the bundle, ``.onnx``) and check
     it against torch."""
@@ -59,11 +48,8 @@ def export_model(model: Path, out: Path | None = None, fmt: str = "onnx") -> Exp
     except ImportError:
         raise UserError("export needs onnx and onnxruntime: pip install 'vad-pipeline[export]'") from None
     bundle = load_bundle(model)
-    if bundle.method == "ssmtl":
-        raise UserError(f"--model {model}: an SSMTL model (objects from tracks, a teacher, an appearance memory); "
-                        "ONNX export covers the weak methods' snippet scorers, apply SSMTL with `vad-pipeline predict`")
+    network = kind_of(bundle.method).export_network(bundle, Path(model))
     target = Path(out) if out else Path(model).with_suffix(".onnx")
-    network = _Scores(bundle.build()).eval()
     example = torch.zeros(1, 4, bundle.feature_dim)
     with atomic_path(target) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on tracing shapes, and its deprecation notice

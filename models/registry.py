@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from .base import WeakMethod
 
 _METHODS: dict[str, type["WeakMethod"]] = {}
-_INFRASTRUCTURE = {"base", "data", "losses", "registry", "trainer", "score", "labels"}
+#: the modules of this package that define no method (every other module is imported to register its methods)
+INFRASTRUCTURE = frozenset({"apply", "base", "bundle", "data", "export", "kinds", "losses", "registry", "score",
+                            "trainer", "weak_kind"})
 _loaded = False
 
 
@@ -32,7 +34,7 @@ def _load_all() -> None:
         return
     package = importlib.import_module(__package__)
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _INFRASTRUCTURE and not module.name.startswith("_") and not module.ispkg:
+        if module.name not in INFRASTRUCTURE and not module.name.startswith("_") and not module.ispkg:
             importlib.import_module(f"{__package__}.{module.name}")
     _loaded = True
 

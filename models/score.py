@@ -34,11 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
+from vad_pipeline.atomic import save_json_atomic
 from vad_pipeline.devices import resolve_device, with_resolved_precision
 from vad_pipeline.errors import UserError
-from vad_pipeline.frame_scores import snippet_to_frames
-from vad_pipeline.hashing import config_hash
+from vad_pipeline.frame_scores import false_alarm_rate, snippet_to_frames
 from vad_pipeline.schemas import LABELS_FILE
 from vad_pipeline.stage import Executor, RunSummary, run_stage
 from vad_pipeline.versions import library_versions
@@ -46,7 +45,7 @@ from vad_pipeline.workspace import Workspace
 
 from .apply import CROP_POOLS, SCORING_VERSION, ScoreStage, feature_refs, score_features
 from .base import TrainSchedule, WeakMethod
-from .bundle import ModelBundle, false_alarm_rate, false_alarm_threshold, load_bundle, save_bundle
+from .bundle import ModelBundle, TrainedModel, cached_training, false_alarm_threshold
 from .data import VideoFeatures, assign_labels, read_list_file, scan_feature_dir, scan_workspace_features, segment_bag
 from .registry import get_method
 from .trainer import seed_everything, train_method
@@ -101,15 +100,6 @@ class ScoreSummary:
     history: list[dict[str, float]]
     bundle: Path | None = None
     failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-@dataclass
-class TrainedModel:
-    """A bundle and where it is, and whether this call trained it."""
-
-    bundle: ModelBundle
-    path: Path
-    trained: bool
 
 
 def _coerce(value: str, annotation: Any) -> Any:
@@ -243,31 +233,14 @@ def train_bundle(workspace: Workspace, config: TrainConfig, videos: list[VideoFe
         "calibration": {"far": config.far, "videos": [[n, keys[by_name[n].key]] for n in held_out]},
     } | ({"precision": config.precision} if config.precision != "fp32" else {}) \
       | ({"crop_pool": config.crop_pool} if config.crop_pool != "mean" else {})
-    key = config_hash(key_config)
-    folder = workspace.root / "models"
-    prepare_folder(folder)
-    path = folder / f"{method_cls.name}-{key}.pt"
-    with artifact_lock(folder, path.stem):  # concurrent runs take turns: the later ones load the bundle
-        bundle = None
-        if path.is_file() and not config.force:
-            try:
-                bundle = load_bundle(path)
-            except UserError:
-                log.warning("%s: corrupt cache entry (an unreadable bundle); training it again", path)
-        trained = bundle is None
-        if bundle is None:
-            bundle = _train(method, schedule, config, key, key_config, spec, by_name, labels, fit_names, held_out)
-            save_bundle(path, bundle)
-            log.info("train: %s trained in %.1f s -> %s", method_cls.name, bundle.seconds, path)
-        else:
-            log.info("train: %s already trained, loaded %s", method_cls.name, path)
-        workspace.manifest.record_lineage(
-            "model", method_cls.name, key, key_config, path,
-            {"features": {n: keys[by_name[n].key] for n in fit_names},
-             "calibration": {n: keys[by_name[n].key] for n in held_out}}, detail={"threshold": bundle.threshold})
-    if config.out is not None:
-        save_bundle(Path(config.out), bundle)
-    return TrainedModel(bundle, path, trained)
+    model = cached_training(
+        workspace, method_cls.name, key_config,
+        lambda key: _train(method, schedule, config, key, key_config, spec, by_name, labels, fit_names, held_out),
+        {"features": {n: keys[by_name[n].key] for n in fit_names},
+         "calibration": {n: keys[by_name[n].key] for n in held_out}}, config.force, config.out)
+    if model.trained:
+        log.info("train: %s trained in %.1f s -> %s", method_cls.name, model.bundle.seconds, model.path)
+    return model
 
 
 def _train(method: WeakMethod, schedule: TrainSchedule, config: TrainConfig, key: str, key_config: dict[str, Any],
@@ -341,31 +314,52 @@ def score_videos(workspace: Workspace, config: ScoreConfig, executor: Executor |
                                 progress=config.progress, executor=executor)
     folder = run.folder
     assert folder is not None
-    splits_out = {}
-    for video in videos:
-        split = "train" if video.name in train_names else "test" if video.name in test_names else "val"
-        if video.name in train_names and video.name in test_names:
-            split = "train+test"
-        splits_out[video.key] = {"video": video.name, "label": labels[video.name], "split": split}
-    save_json_atomic(folder / LABELS_FILE, splits_out)
     bundle = model.bundle
-    save_json_atomic(folder / "train.json", {
-        "config": _key_config_of(bundle), "history": bundle.history, "seconds": bundle.seconds,
-        "train_videos": sorted(bundle.training["videos"]), "bundle": str(model.path), "threshold": bundle.threshold,
-        "calibration": bundle.calibration, "versions": bundle.versions})
-    test_scores: dict[str, float] = {}
-    for video in videos:
-        target = folder / f"{video.key}.npy"
-        if video.name in test_names and target.is_file():
-            test_scores[video.name] = float(np.max(np.load(target, allow_pickle=False)))
-    video_auc = video_level_auc(test_scores, labels)
-    save_json_atomic(folder / "summary.json", {"method": bundle.method, "config_hash": bundle.key,
-                                               "test_videos": len(test_scores), "video_auc": video_auc})
+    video_auc, scored = write_score_run(folder, model, [(v.key, v.name) for v in videos], labels, train_names,
+                                        test_names, _key_config_of(bundle),
+                                        {"train_videos": sorted(bundle.training["videos"])})
     if video_auc is not None:
-        log.info("score: %s video-level ROC-AUC on %d test videos: %.4f", bundle.method, len(test_scores), video_auc)
+        log.info("score: %s video-level ROC-AUC on %d test videos: %.4f", bundle.method, scored, video_auc)
     log.info("score: %d scored, %d cached, %d failed -> %s", len(run.done), len(run.cached), len(run.failed), folder)
     return ScoreSummary(folder, len(run.done), len(run.cached), model.trained, video_auc, bundle.history,
                         model.path, run.failed)
+
+
+def write_score_run(folder: Path, model: TrainedModel, videos: list[tuple[str, str]], labels: dict[str, int],
+                    train_names: set[str], test_names: set[str], readable_config: dict[str, Any],
+                    train_extra: dict[str, Any], auc_names: set[str] | None = None) -> tuple[float | None, int]:
+    """The sidecars of a score run, one writer for every kind, written after its scores (``videos``: key, name):
+
+    - ``labels.json``: per video key ``video``, ``label``, ``split`` (``train``, ``test``, ``train+test`` when it
+      is in both, else ``val``);
+    - ``train.json``: the bundle's ``readable_config`` (``config``: what reports show), ``history``, ``seconds``, ``bundle`` (path),
+      ``threshold``, ``calibration``, ``versions``, and the kind's ``train_extra``;
+    - ``summary.json``: ``method``, ``config_hash``, ``test_videos``, ``video_auc`` (each of the ``auc_names``,
+      default the test videos, scored by its highest score).
+
+    Returns the video AUC (None without both classes) and the number of test videos it covers."""
+    bundle = model.bundle
+    entries = {}
+    for key, name in videos:
+        split = "train" if name in train_names else "test" if name in test_names else "val"
+        if name in train_names and name in test_names:
+            split = "train+test"
+        entries[key] = {"video": name, "label": labels[name], "split": split}
+    save_json_atomic(folder / LABELS_FILE, entries)
+    save_json_atomic(folder / "train.json", {
+        "config": readable_config, "history": bundle.history, "seconds": bundle.seconds,
+        "bundle": str(model.path), "threshold": bundle.threshold, "calibration": bundle.calibration,
+        "versions": bundle.versions} | train_extra)
+    maxima: dict[str, float] = {}
+    for key, name in videos:
+        target = folder / f"{key}.npy"
+        if name in (test_names if auc_names is None else auc_names) and target.is_file():
+            values = np.load(target, allow_pickle=False)
+            maxima[name] = float(values.max()) if values.size else 0.0
+    video_auc = video_level_auc(maxima, labels)
+    save_json_atomic(folder / "summary.json", {"method": bundle.method, "config_hash": bundle.key,
+                                               "test_videos": len(maxima), "video_auc": video_auc})
+    return video_auc, len(maxima)
 
 
 def _key_config_of(bundle: ModelBundle) -> dict[str, Any]:

@@ -9,7 +9,6 @@ those whose process is gone (another process on the same workspace may be writin
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -165,11 +164,9 @@ def artifact_lock(folder: Path, name: str) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``<folder>/.locks/<name>.lock`` (created when missing) for the ``with``
     block: the processes that compute one artifact of ``folder`` take turns, so the later ones find it done.
     Released when the block ends or the process dies."""
+    from filelock import FileLock
+
     path = Path(folder) / LOCKS_FOLDER / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with FileLock(path):
+        yield

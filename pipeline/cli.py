@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .errors import UserError, disk_full, disk_full_error
-from .logs import setup_logging
+from .logs import console_logging
 from .workspace import DEFAULT_WORKDIR, Workspace
 
 # devices.PRECISION_CHOICES, written out so that building the parser imports no torch (a test keeps them equal)
@@ -378,15 +378,25 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
 
 
+def _method_config(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
+    """The kind of ``--method`` (:mod:`vad_pipeline.models.kinds`) and the configuration it builds from every option
+    of ``command`` (``score`` or ``train``), the labels resolved and ``--set`` parsed."""
+    from vad_pipeline.models.kinds import kind_of
+
+    kind = kind_of(args.method)
+    settings = {}
+    for item in args.options:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        settings[key.strip()] = value.strip()
+    options = vars(args) | {"labels": _labels(args), "options": settings, "progress": not args.quiet}
+    return kind, kind.config(options, command)
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
-    from vad_pipeline.models.score import ScoreConfig, score_videos
-
-    if args.method == "ssmtl":
-        from vad_pipeline.models.ssmtl import score_ssmtl
-
-        ssmtl = score_ssmtl(Workspace(args.workdir), _ssmtl_config(args), executor=_executor(args))
-        return EXIT_OK if not ssmtl.failed else EXIT_SOME_FAILED
-    summary = score_videos(Workspace(args.workdir), ScoreConfig(**_training_fields(args)), executor=_executor(args))
+    kind, config = _method_config(args, "score")
+    summary = kind.score(Workspace(args.workdir), config, executor=_executor(args))
     return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
 
 
@@ -437,32 +447,9 @@ def _labels(args: argparse.Namespace) -> Path | None:
     return Path(record["labels"])
 
 
-def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``TrainConfig`` fields of the options ``_training_options`` added."""
-    options = {}
-    for item in args.options:
-        if "=" not in item:
-            raise UserError(f"--set {item}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        options[key.strip()] = value.strip()
-    return dict(method=args.method, base=args.base, features=args.features, features_tag=args.features_tag,
-                labels=_labels(args), train_list=args.train_list, test_list=args.test_list, seed=args.seed,
-                epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, options=options,
-                xel_update=args.xel_update, far=args.far, device=args.device, precision=args.precision,
-                crop_pool=args.crop_pool, force=args.force, progress=not args.quiet)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vad_pipeline.models.score import TrainConfig, train_model
-
-    if args.method == "ssmtl":
-        from vad_pipeline.models.ssmtl import train_ssmtl
-
-        model = train_ssmtl(Workspace(args.workdir), _ssmtl_config(args, holdout=args.holdout, out=args.out))
-        print(args.out or model.path)
-        return EXIT_OK
-    model = train_model(Workspace(args.workdir), TrainConfig(**_training_fields(args), holdout=args.holdout,
-                                                             out=args.out))
+    kind, config = _method_config(args, "train")
+    model = kind.train(Workspace(args.workdir), config)
     print(args.out or model.path)
     return EXIT_OK
 
@@ -497,24 +484,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     summary = predict(Workspace(args.workdir), args.videos, config, extract, executor=_executor(args))
     print(summary.out)
     return EXIT_OK if summary.ok else EXIT_SOME_FAILED
-
-
-def _ssmtl_config(args: argparse.Namespace, **extra: Any) -> Any:
-    """The ``SSMTLConfig`` of the options ``_ssmtl_options`` and ``_training_options`` added."""
-    from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig
-
-    defaults = SSMTLConfig()
-    objects = ObjectConfig(half_window=args.half_window, max_step=args.max_step, size=args.crop_size,
-                           decoder="auto")
-    return SSMTLConfig(
-        tracks=args.tracks, tracks_tag=args.tracks_tag, labels=_labels(args), train_list=args.train_list,
-        test_list=args.test_list, variant=args.variant, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-        objects=objects, train_stride=args.train_stride, epochs=args.epochs or defaults.epochs,
-        batch_size=args.batch_size or defaults.batch_size, lr=args.lr or defaults.lr, seed=args.seed,
-        lr_schedule=args.lr_schedule or defaults.lr_schedule, mirror=args.mirror, motion_weight=args.motion_weight,
-        sigma=args.sigma, teacher_weights=args.teacher_weights, device=args.device,
-        precision=args.precision, far=args.far, force=args.force, progress=not args.quiet, **extra,
-    )
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -600,7 +569,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(-1 if args.quiet else args.verbose)
+    with console_logging(-1 if args.quiet else args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The chosen command; every failure one line on stderr and an exit status, finished work kept."""
     handler: Callable[[argparse.Namespace], int] = args.handler
     restore_sigterm = _stop_on_sigterm()
     try:

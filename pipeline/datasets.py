@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -132,6 +133,33 @@ def layouts_tried(root: Path) -> str:
     parts += ["UCF-Crime: no Anomaly_Train.txt + Temporal_Anomaly_Annotation*.txt",
               "XD-Violence: no annotations.txt", "RTFM / TEVAD lists: no NAME.list + NAME-test.list"]
     return "tried " + "; ".join(parts)
+
+
+def nothing_found(inputs: Iterable[Path | str]) -> UserError:
+    """The one line for inputs that hold no video: what was looked for, and for a folder the dataset layouts tried
+    and what each was missing."""
+    inputs = [Path(p) for p in inputs]
+    folders = [p for p in inputs if p.is_dir()]
+    where = ", ".join(map(str, inputs))
+    if len(folders) == 1 and len(inputs) == 1:
+        empty = not any(True for _ in folders[0].iterdir())
+        if empty:
+            return UserError(f"{folders[0]}: empty folder; pass video files, folders of frames or a dataset root")
+        return UserError(f"{folders[0]}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS)[:4])}, ...) or folders of "
+                         f"images, and not a dataset root ({layouts_tried(folders[0])})")
+    return UserError(f"no video files or folders of frames found in {where}; pass video files or folders")
+
+
+def video_paths(inputs: list[Path], command: str) -> list[Path]:
+    """The videos (files and frame folders) under ``inputs`` for ``command``; one line when there are none."""
+    from .discovery import find_videos
+
+    if not inputs:
+        raise UserError(f"{command}: no videos given; pass video files or folders")
+    paths = find_videos(inputs)
+    if not paths:
+        raise nothing_found(inputs)
+    return paths
 
 
 def find_layout(root: Path) -> Layout:

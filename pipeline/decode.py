@@ -12,13 +12,13 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
 from .errors import VideoError
+from .video_info import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +26,6 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".ogv"}
 )
 DECODERS = ("auto", "decord", "opencv", "torchcodec")
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """Metadata of an opened video. ``frames`` is the container's count; readers check it while decoding."""
-
-    path: str
-    fps: float
-    frames: int
-    width: int
-    height: int
-    decoder: str
 
 
 class FrameReader(Protocol):

@@ -1,4 +1,5 @@
-"""Finding the videos a user pointed the pipeline at: video files and folders of frames (:mod:`.frames`)."""
+"""Finding the videos a user pointed the pipeline at: video files and folders of frames (:mod:`.frames`). The line
+for inputs that hold none is :func:`vad_pipeline.datasets.nothing_found` (it names the dataset layouts tried)."""
 
 from __future__ import annotations
 
@@ -50,20 +51,3 @@ def find_videos(inputs: Iterable[Path | str], keep_links: bool = False) -> list[
             raise UserError(f"{path}: no such file or folder; pass video files, folders of frames or folders "
                             "holding them")
     return list(found)
-
-
-def nothing_found(inputs: Iterable[Path | str]) -> UserError:
-    """The one line for inputs that hold no video: what was looked for, and for a folder the dataset layouts tried
-    and what each was missing."""
-    from .datasets import layouts_tried
-
-    inputs = [Path(p) for p in inputs]
-    folders = [p for p in inputs if p.is_dir()]
-    where = ", ".join(map(str, inputs))
-    if len(folders) == 1 and len(inputs) == 1:
-        empty = not any(True for _ in folders[0].iterdir())
-        if empty:
-            return UserError(f"{folders[0]}: empty folder; pass video files, folders of frames or a dataset root")
-        return UserError(f"{folders[0]}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS)[:4])}, ...) or folders of "
-                         f"images, and not a dataset root ({layouts_tried(folders[0])})")
-    return UserError(f"no video files or folders of frames found in {where}; pass video files or folders")

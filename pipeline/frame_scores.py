@@ -39,3 +39,18 @@ def smooth(scores: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0 or scores.size < 2:
         return scores
     return gaussian_filter1d(scores, sigma=sigma, mode="nearest")
+
+
+def false_alarm_rate(normal_scores: np.ndarray | list[np.ndarray], threshold: float,
+                     inclusive: bool = False) -> float | None:
+    """The fraction of the normal frames ``normal_scores`` (one ``(N,)`` array or several) that raise an alarm at
+    ``threshold``: a score strictly above it, as alerts fire (``inclusive``: at or above it, the convention of a
+    threshold chosen for a recall, whose anomalous frames score at or above it); None without normal frames."""
+    if isinstance(normal_scores, np.ndarray):
+        values = normal_scores.reshape(-1)
+    else:
+        values = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1) for s in normal_scores] or [np.zeros(0)])
+    if values.size == 0:
+        return None
+    return float(np.mean(values >= threshold if inclusive else values > threshold))
+

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import VideoError
+from .video_info import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,6 @@ class FrameFolderReader:
 
     def __init__(self, folder: Path, fps: float | None = None, video_extensions: frozenset[str] = frozenset(),
                  workers: int | None = None):
-        from .decode import VideoInfo
 
         import cv2
 

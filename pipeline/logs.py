@@ -1,19 +1,14 @@
-"""Console logging: one line per message, routed around tqdm's progress bars."""
+"""Console logging: one line per message on stderr; while a command runs, ``tqdm.contrib.logging`` routes it
+around the progress bars (``console_logging``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from typing import Iterator
 
-from tqdm.auto import tqdm
-
-
-class _TqdmHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # pragma: no cover - logging must never raise
-            self.handleError(record)
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 
 class _Formatter(logging.Formatter):
@@ -27,13 +22,17 @@ class _Formatter(logging.Formatter):
         return f"vad-pipeline: {prefix}{message}"
 
 
-def setup_logging(verbosity: int) -> None:
-    """verbosity: -1 quiet (warnings and errors), 0 normal (info), 1+ debug."""
+@contextlib.contextmanager
+def console_logging(verbosity: int) -> Iterator[None]:
+    """The package's log lines on stderr for the ``with`` block, never breaking a progress bar. ``verbosity``: -1
+    quiet (warnings and errors), 0 normal (info), 1+ debug."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     root = logging.getLogger("vad_pipeline")
     root.handlers.clear()
-    handler = _TqdmHandler()
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    with logging_redirect_tqdm([root]):
+        yield

@@ -283,74 +283,13 @@ class ClipKeeper:
         self._close()
 
 
-class _SnippetScorer:
-    """A weakly supervised bundle live: every ``snippet_frames`` frames make a snippet whose features join the window
-    of the last ``context`` snippets; the method scores the window, the newest snippet's score comes out."""
-
-    unit = "snippet"
-
-    def __init__(self, workspace: Workspace, bundle: Any, config: WatchConfig, extract: Any):
-        from .predict import feature_stage_for
-
-        self.stage = feature_stage_for(workspace, bundle, config.model, extract, progress=False)
-        self.stage.prepare()
-        self.method = bundle.build().to(self.stage.device)  # where the features are made
-        self.crop_pool = bundle.features.get("crop_pool", "mean")
-        self.window: deque = deque(maxlen=config.context)  # (crops, D) features of the last snippets
-        self.pending: list[np.ndarray] = []
-        self.length = self.stage.cfg.snippet_frames
-
-    def push(self, index: int, arrival: float, frame: np.ndarray) -> list[tuple[int, int, float, float]]:
-        """``(start frame, end frame, score, arrival of the frame it waited for)`` of what is scored now."""
-        import torch
-
-        self.pending.append(frame)
-        if len(self.pending) < self.length:
-            return []
-        snippet, self.pending = np.stack(self.pending), []
-        self.window.append(self.stage.snippet_features(snippet))  # (crops, D)
-        features = torch.from_numpy(np.stack(self.window).transpose(1, 0, 2).copy())  # (crops, n, D)
-        with torch.no_grad():
-            per_crop = self.method.snippet_scores(features.to(self.stage.device))[:, -1]
-            score = float(per_crop.max() if self.crop_pool == "max" else per_crop.mean())
-        return [(index - self.length + 1, index, score, arrival)]
-
-    def flush(self) -> list[tuple[int, int, float, float]]:
-        return []  # frames after the last whole snippet are not scored, as offline
-
-
-class _ObjectScorer:
-    """An SSMTL bundle live (:mod:`vad_pipeline.models.ssmtl.live`): one score per frame, half an object window
-    plus the smoothing radius after it arrived."""
-
-    unit = "frame"
-
-    def __init__(self, workspace: Workspace, bundle: Any, config: WatchConfig, extract: Any):
-        from vad_pipeline.detectors.tracks import OnlineTracker
-        from vad_pipeline.devices import resolve_device
-        from vad_pipeline.models.ssmtl.apply import SSMTLModel
-        from vad_pipeline.models.ssmtl.live import LiveObjectScorer
-
-        from .predict import teacher_for, track_stage_for
-
-        stage = track_stage_for(workspace, bundle, config.model, progress=False, device=extract.device)
-        teacher = teacher_for(bundle, config.model, stage.detector_path)
-        model = SSMTLModel.from_bundle(bundle, resolve_device(extract.device))
-        self.live = LiveObjectScorer(model, teacher, OnlineTracker(stage))
-
-    def push(self, index: int, arrival: float, frame: np.ndarray) -> list[tuple[int, int, float, float]]:
-        return [(f, f, score, since) for f, score, since in self.live.push(index, arrival, frame)]
-
-    def flush(self) -> list[tuple[int, int, float, float]]:
-        return [(f, f, score, since) for f, score, since in self.live.flush()]
-
-
 def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any = None,
           emit: Callable[[dict[str, Any]], None] | None = None) -> WatchSummary:
     """Score ``source`` live with the bundle ``config.model``; see the module docstring. ``emit`` receives each
     JSON event (default: printed on stdout)."""
     from vad_pipeline.extractors.extract import ExtractConfig
     from vad_pipeline.models.bundle import load_bundle
+    from vad_pipeline.models.kinds import kind_of
 
     emit = emit or (lambda event: print(json.dumps(event), flush=True))
     if config.model is None:
@@ -360,9 +299,7 @@ def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any =
     bundle = load_bundle(config.model)
     extract = extract or ExtractConfig(progress=False)
     parse_source(source)  # a missing file is one line before any model loads
-    scorer: _SnippetScorer | _ObjectScorer = (_ObjectScorer(workspace, bundle, config, extract)
-                                              if bundle.method == "ssmtl" else
-                                              _SnippetScorer(workspace, bundle, config, extract))
+    scorer = kind_of(bundle.method).live_scorer(workspace, bundle, config.model, config.context, extract)
     reader = FrameSource(source, config)  # frames arrive from now on: the models are ready
     threshold = bundle.threshold if config.threshold is None else float(config.threshold)
     clips = ClipKeeper(config.out, reader.fps, config.clip_seconds)

@@ -21,7 +21,7 @@ from vad_pipeline.errors import UserError
 from vad_pipeline.schemas import LABELS_FILE
 
 from . import metrics as m
-from vad_pipeline.frame_scores import minmax, smooth, snippet_to_frames
+from vad_pipeline.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
 from .ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
 from .proposals import Proposal, proposal_frame_scores, tcam_proposals
 
@@ -259,10 +259,11 @@ def evaluate_run(run: ScoreRun, truth: GroundTruth, config: EvalConfig) -> RunRe
         threshold = m.threshold_at_recall(all_labels, all_scores, config.target_recall)
         metrics["false_alarm"] = {
             "threshold": config.alarm_threshold,
-            "rate": m.false_alarm_rate(normal_scores, config.alarm_threshold),
+            "rate": false_alarm_rate(normal_scores, config.alarm_threshold, inclusive=True),
             "target_recall": config.target_recall,
             "threshold_at_recall": threshold,
-            "rate_at_recall": m.false_alarm_rate(normal_scores, threshold) if threshold is not None else None,
+            "rate_at_recall": (false_alarm_rate(normal_scores, threshold, inclusive=True)
+                               if threshold is not None else None),
             "normal_frames": int(normal_scores.size),
         }
         curves = m.curves(all_labels, all_scores)

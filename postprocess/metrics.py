@@ -117,12 +117,6 @@ def snippet_labels(frame_labels: np.ndarray, snippets: int, snippet: int = 16) -
     return padded.reshape(snippets, snippet).max(axis=1)
 
 
-def false_alarm_rate(normal_scores: np.ndarray, threshold: float) -> float | None:
-    """Fraction of normal-video frames with score >= ``threshold``; None without normal frames."""
-    normal_scores = np.asarray(normal_scores).reshape(-1)
-    return float(np.mean(normal_scores >= threshold)) if normal_scores.size else None
-
-
 def threshold_at_recall(labels: np.ndarray, scores: np.ndarray, recall: float) -> float | None:
     """The highest threshold at which at least ``recall`` of the anomalous frames score >= it."""
     labels, scores = np.asarray(labels).reshape(-1), np.asarray(scores, dtype=np.float64).reshape(-1)

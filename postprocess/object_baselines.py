@@ -26,8 +26,10 @@ from scipy import ndimage
 
 from vad_pipeline.atomic import save_json_atomic, save_npy_atomic
 from vad_pipeline.detectors.motion import frame_motion
-from vad_pipeline.hashing import config_hash
+from vad_pipeline.errors import UserError
 from vad_pipeline.schemas import SCORES_SCHEMA
+from vad_pipeline.stage import Stage
+from vad_pipeline.workspace import VideoRef
 
 
 @dataclass
@@ -135,19 +137,60 @@ class FrameScores:
     source: str | None = None
 
 
-def save_frame_run(workdir: Path, method: str, config: dict[str, Any], videos: Iterable[FrameScores]) -> Path:
-    """Write frame scores as ``<workdir>/scores/<method>-<hash of config>/`` (the layout of ``score``)."""
-    folder = Path(workdir) / "scores" / f"{method}-{config_hash(config)}"
-    folder.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for video in videos:
-        save_npy_atomic(folder / f"{video.key}.npy", np.asarray(video.scores, np.float32))
-        save_json_atomic(folder / f"{video.key}.json", {
-            "schema": SCORES_SCHEMA, "video": video.name, "key": video.key, "label": video.label,
-            "split": video.split, "method": method, "level": "frame", "T": int(len(video.scores)),
-            "frames": int(len(video.scores)), "fps": video.fps, "width": video.width, "height": video.height,
-            "source_video": video.source,
+class FrameScoreStage(Stage):
+    """A baseline's frame scores as a ``scores`` stage: the artifact contract of every score run (the folder's
+    ``config.json``, a lock per video, a manifest row with its lineage), for scores already computed (``videos``:
+    key -> :class:`FrameScores`). The folder is ``scores/<method>-<hash of config>/``; per video ``<key>.npy``
+    ``(N,)`` float32 and its ``<key>.json`` sidecar (``level: "frame"``, written last)."""
+
+    name = "scores"
+    describes_videos = False
+
+    def __init__(self, method: str, config: dict[str, Any], videos: dict[str, FrameScores]):
+        self.method = method
+        self.settings = config
+        self.videos = videos
+
+    def config(self) -> dict[str, Any]:
+        return self.settings
+
+    def tag(self, digest: str) -> str:
+        return f"{self.method}-{digest}"
+
+    def outputs(self, video: VideoRef, folder: Path) -> list[Path]:
+        return [folder / f"{video.video_id}.npy", folder / f"{video.video_id}.json"]
+
+    def inputs(self, video: VideoRef) -> dict[str, Any]:
+        return {"video": self.videos[video.video_id].key}
+
+    def run(self, video: VideoRef, folder: Path) -> dict[str, Any]:
+        scored = self.videos[video.video_id]
+        scores = np.asarray(scored.scores, np.float32)
+        target, sidecar = self.outputs(video, folder)
+        save_npy_atomic(target, scores)
+        save_json_atomic(sidecar, {
+            "schema": SCORES_SCHEMA, "video": scored.name, "key": scored.key, "label": scored.label,
+            "split": scored.split, "method": self.method, "level": "frame", "T": int(len(scores)),
+            "frames": int(len(scores)), "fps": scored.fps, "width": scored.width, "height": scored.height,
+            "source_video": scored.source,
         })
-        written += 1
-    save_json_atomic(folder / "summary.json", {"method": method, "config": config, "videos": written})
-    return folder
+        return {"T": int(len(scores)), "method": self.method}
+
+
+def save_frame_run(workdir: Path, method: str, config: dict[str, Any], videos: Iterable[FrameScores]) -> Path:
+    """Write frame scores as the ``scores`` run ``<workdir>/scores/<method>-<hash of config>/`` through
+    :class:`FrameScoreStage` (every entry rewritten: the scores were just computed), plus the run's
+    ``summary.json`` (``method``, ``config``, ``videos``)."""
+    from vad_pipeline.stage import run_stage
+    from vad_pipeline.workspace import NamedRef, Workspace
+
+    by_key = {video.key: video for video in videos}
+    stage = FrameScoreStage(method, config, by_key)
+    refs = [NamedRef(path=Path(v.source or v.key), sha256=v.key, size=0, name=v.key) for v in by_key.values()]
+    summary = run_stage(Workspace(workdir), stage, refs, force=True, progress=False)
+    if summary.failed:
+        raise UserError(f"{method}: could not write the scores of {len(summary.failed)} video(s): "
+                        f"{summary.failed[0][1]}")
+    assert summary.folder is not None
+    save_json_atomic(summary.folder / "summary.json", {"method": method, "config": config, "videos": len(by_key)})
+    return summary.folder

@@ -85,11 +85,29 @@ def test_ssmtl_defaults_come_from_the_configs(dest: str, config: Any, field: str
     assert getattr(_parsed("score", "--method", "ssmtl"), dest) == _default(config, field)
 
 
-def test_ssmtl_options_left_out_resolve_to_the_config() -> None:
-    """Options whose argparse default is None (epochs, lr, ...) end up as the config's own defaults."""
-    args = _parsed("score", "--method", "ssmtl")
-    assert tuple(args.tasks.split(",")) == SSMTLConfig().tasks
-    assert args.epochs is None and args.lr is None and args.lr_schedule is None
+@pytest.mark.parametrize("method", ["ssmtl", "mil"])
+@pytest.mark.parametrize("command", ["score", "train"])
+def test_options_left_out_are_the_configs_own(method: str, command: str) -> None:
+    """Every option left out gives the configuration the kind builds its own default, field for field (the
+    options whose argparse default is None, epochs, lr, batch size, included; ``train`` holds out 20 % of the
+    normal videos to calibrate, ``score`` none)."""
+    from vad_pipeline.cli import _method_config
+    from vad_pipeline.models.score import ScoreConfig, TrainConfig
+
+    args = _parsed(command, "--method", method, "--workdir", "/nonexistent-workspace", "-q")
+    _, config = _method_config(args, command)
+    expected = (SSMTLConfig(holdout=TrainConfig.holdout) if command == "train" else SSMTLConfig()) \
+        if method == "ssmtl" else (TrainConfig if command == "train" else ScoreConfig)(method=method)
+    assert dataclasses.replace(config, progress=True) == expected
+
+
+@pytest.mark.parametrize("option", [["--epochs", "0"], ["--lr", "0"], ["--batch-size", "-1"]])
+def test_zero_epochs_or_rate_is_an_error_not_the_default(option: list[str], capsys) -> None:
+    from vad_pipeline.cli import main
+
+    for method in ("mil", "ssmtl"):
+        assert main(["score", "--method", method, *option, "--workdir", "/nonexistent-workspace"]) != 0
+        assert f"{option[0]} {option[1]}: must be positive" in capsys.readouterr().err
 
 
 def _choices(subcommand: list[str], dest: str) -> tuple:
@@ -128,3 +146,30 @@ def test_crops_and_tail_follow_the_dataset_split_else_the_config(tmp_path, monke
     assert (seen[-1].crops, seen[-1].tail) == ("ten", "pad")
     cli.main(["extract", str(ped2), "--split", "weak", "--crops", "five", "--workdir", str(tmp_path / "w")])
     assert seen[-1].crops == "five"
+
+
+def test_readme_synopsis_states_the_parsers_defaults() -> None:
+    """Every default README's command synopsis writes out (``[--far 0.01]``) is the parser's, which the tests
+    above tie to the config dataclasses: one source, read three ways."""
+    import re
+    from pathlib import Path
+
+    from vad_pipeline.frames import DEFAULT_FRAME_RATE
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    effective = {"fps": DEFAULT_FRAME_RATE}  # options whose None default stands for a documented value
+    commands: list[str] = []
+    checked = 0
+    for line in block.splitlines():
+        if line.startswith("vad-pipeline "):
+            commands = line.split()[1].split("|")
+        for option, value in re.findall(r"\[--([a-z-]+) ([0-9][0-9.]*)\]", line):
+            for command in commands:
+                action = next(a for a in subparsers[command]._actions if f"--{option}" in a.option_strings)
+                default = effective.get(action.dest) if action.default is None else action.default
+                assert float(default) == float(value), f"README: {command} --{option} {value}, parser: {default}"
+                checked += 1
+    assert checked >= 15

@@ -180,7 +180,7 @@ def test_a_bundle_gets_the_preprocessing_it_was_trained_with(tmp_path: Path, syn
     refusal naming the difference; the live path (``snippet_features``) then gives the file path's features."""
     from types import SimpleNamespace
 
-    from vad_pipeline.predict import feature_stage_for
+    from vad_pipeline.models.weak_kind import feature_stage_for
 
     workspace = Workspace(tmp_path / "w")
     for trained in ("host", "device"):

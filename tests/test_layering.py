@@ -1,5 +1,7 @@
 """The package's parts depend one way: no import cycle, of any length, between extractors, detectors, models and
-postprocess (each may use the core modules of ``pipeline/``); and benchmarks use no private names of the package."""
+postprocess (each may use the core modules of ``pipeline/``), nor between any two modules of the package, ``pipeline/``
+included; only the model kinds' own modules name SSMTL's method; and benchmarks use no private names of the
+package."""
 
 from __future__ import annotations
 
@@ -66,6 +68,100 @@ def test_parts_import_each_other_one_way() -> None:
 
     cycles = [cycle for cycle in map(cycle_from, PARTS) if cycle]
     assert not cycles, "import cycles between parts:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+FOLDERS = {"pipeline": "vad_pipeline", **{part: f"vad_pipeline.{part}" for part in PARTS}}
+
+
+def _module_name(path: Path) -> str:
+    folder = path.relative_to(REPO).parts[0]
+    parts = list(path.relative_to(REPO / folder).with_suffix("").parts)
+    return ".".join([FOLDERS[folder]] + (parts[:-1] if parts[-1] == "__init__" else parts))
+
+
+def _runtime_imports(path: Path, known: set[str]) -> set[str]:
+    """The package's modules ``path`` imports at run time (imports under ``if TYPE_CHECKING:`` are annotations
+    only), wherever the import sits: ``from package import name`` counts as the module ``package.name`` when there
+    is one, else as ``package``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING"
+                   for child in node.body for n in ast.walk(child)}
+    own = _module_name(path).split(".")
+    base = own if path.name == "__init__.py" else own[:-1]
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = (".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                      if node.level else node.module or "")
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    found = set()
+    for name in names:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        if name:
+            found.add(name)
+    return found - {_module_name(path)}
+
+
+def test_no_module_of_the_package_imports_itself_back() -> None:
+    """Module-level import graph of every module (``pipeline/`` and the four parts), strongly connected
+    components: each must be one module."""
+    paths = {_module_name(p): p for folder in FOLDERS for p in (REPO / folder).rglob("*.py")}
+    graph = {name: _runtime_imports(path, set(paths)) for name, path in paths.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def visit(node: str) -> None:  # Tarjan
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    assert len(graph) > 60 and "vad_pipeline.cli" in graph and "vad_pipeline.models.ssmtl.kind" in graph
+    assert not cycles, "modules that import each other (directly or round a loop):\n" + "\n".join(map(str, cycles))
+
+
+def test_only_the_ssmtl_kind_names_its_method() -> None:
+    """Commands ask a model kind (``vad_pipeline.models.kinds``); the string ``"ssmtl"`` is SSMTL's package's own."""
+    found = [f"{path.relative_to(REPO)}:{number}" for folder in FOLDERS for path in (REPO / folder).rglob("*.py")
+             if "ssmtl" not in path.relative_to(REPO).parts[:-1]
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if '"ssmtl"' in line]
+    assert not found, "the SSMTL method named outside its kind:\n" + "\n".join(found)
+
+
+def test_the_method_registry_skips_exactly_the_modules_that_define_no_method() -> None:
+    from vad_pipeline.models.registry import INFRASTRUCTURE, method_names
+
+    modules = {p.stem for p in (REPO / "models").glob("*.py") if not p.stem.startswith("_")}
+    assert INFRASTRUCTURE <= modules, f"named but missing: {sorted(INFRASTRUCTURE - modules)}"
+    assert set(method_names()) == modules - INFRASTRUCTURE
 
 
 def test_benchmarks_use_public_names_only() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vad_pipeline.postprocess import metrics as m
-from vad_pipeline.frame_scores import minmax, smooth, snippet_to_frames
+from vad_pipeline.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
 from vad_pipeline.postprocess.proposals import Proposal, proposal_frame_scores, runs, tcam_proposals
 
 LABELS = np.array([0, 0, 1, 1])
@@ -56,7 +56,9 @@ def test_video_and_segment_levels() -> None:
 
 
 def test_false_alarms_and_threshold_at_recall() -> None:
-    assert m.false_alarm_rate(np.array([0.1, 0.6, 0.5, 0.2]), 0.5) == pytest.approx(0.5)
+    assert false_alarm_rate(np.array([0.1, 0.6, 0.5, 0.2]), 0.5, inclusive=True) == pytest.approx(0.5)
+    assert false_alarm_rate(np.array([0.1, 0.6, 0.5, 0.2]), 0.5) == pytest.approx(0.25)  # alerts: strictly above
+    assert false_alarm_rate([np.zeros(0)], 0.5) is None
     labels = np.array([1, 1, 1, 1, 0])
     scores = np.array([0.9, 0.8, 0.3, 0.7, 0.95])
     assert m.threshold_at_recall(labels, scores, 0.75) == pytest.approx(0.7)  # 3 of 4 positives reach 0.7

@@ -145,6 +145,14 @@ def test_baseline_runs_are_evaluated_like_methods(tmp_path: Path) -> None:
     truth = GroundTruth({"clip": VideoTruth("clip", labels=labels)})
     metrics = evaluate_run(load_run(folder), truth, EvalConfig(frames="video", normalize=True)).metrics
     assert metrics["frame"]["auc"] == 1.0
+    # the artifact contract of every score run: the folder's config, the manifest's row
+    from vad_pipeline.hashing import config_hash
+    from vad_pipeline.workspace import Workspace
+
+    assert folder.name == f"baseline-test-{config_hash({'k': 1})}"
+    assert json.loads((folder / "config.json").read_text())["config"] == {"k": 1}
+    record = Workspace(tmp_path).manifest.artifact("scores", "clip-1", config_hash({"k": 1}))
+    assert record is not None and record.status == "done" and Path(record.path) == folder / "clip-1.npy"
 
 
 def test_auto_image_size_follows_the_frames() -> None:

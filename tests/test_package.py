@@ -22,3 +22,16 @@ def test_only_vad_pipeline_is_installed_at_top_level() -> None:
 def test_console_script_is_declared() -> None:
     scripts = importlib.metadata.entry_points(group="console_scripts")
     assert any(ep.name == "vad-pipeline" and ep.value == "vad_pipeline.cli:main" for ep in scripts)
+
+
+def test_the_docs_site_builds_without_a_warning(tmp_path) -> None:
+    """``mkdocs build --strict``: every page in the nav, every link and anchor between pages resolves."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "site" / "guide" / "index.html").is_file()

@@ -125,7 +125,7 @@ def test_ssmtl_bundle_is_refused_where_it_does_not_apply(trained, capsys) -> Non
     root, workdir, new, bundle_path = trained
     assert main(["export", "--model", str(bundle_path), "--workdir", str(workdir)]) == 2
     assert "apply SSMTL with `vad-pipeline predict`" in capsys.readouterr().err
-    with pytest.raises(UserError, match="scores objects from tracks"):
+    with pytest.raises(UserError, match="method, ssmtl, does not score snippet features"):
         load_bundle(bundle_path).build()
     assert main(["predict", "--model", str(bundle_path), "--features", str(new), "--workdir", str(workdir)]) == 2
     assert "--tracks DIR" in capsys.readouterr().err

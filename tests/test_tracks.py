@@ -161,3 +161,23 @@ def test_batched_detection_tracks_as_frame_by_frame(tmp_path: Path, detector: Pa
     rows = [np.c_[np.full(len(r), i), r] for index, frame in enumerate(frames)
             for i, _, r in live.push(index, frame)] + [np.c_[np.full(len(r), i), r] for i, _, r in live.flush()]
     np.testing.assert_array_equal(np.concatenate(rows), tables[1, 1])
+
+
+def test_the_ultralytics_internals_tracking_needs_are_there(monkeypatch) -> None:
+    """The installed ultralytics has every internal the tracker calls; a release without one is one line naming it
+    and the release to install (checked before the first detection)."""
+    import ultralytics.utils.nms as nms
+
+    from vad_pipeline.detectors import yolo
+    from vad_pipeline.errors import UserError
+
+    assert yolo.missing_ultralytics_internals() == []
+
+    def no_indices(prediction, conf_thres=0.25):  # a release whose NMS cannot return the kept indices
+        return []
+
+    monkeypatch.setattr(nms, "non_max_suppression", no_indices)
+    assert yolo.missing_ultralytics_internals() == ["ultralytics.utils.nms.non_max_suppression(return_idxs=...)"]
+    with pytest.raises(UserError, match=r"lacks ultralytics.utils.nms.non_max_suppression\(return_idxs=...\), which "
+                                        r"tracking needs; .*pip install 'ultralytics>=8.4.190,<8.5'"):
+        yolo.check_ultralytics()

@@ -14,7 +14,8 @@ from conftest import shared_path
 from vad_pipeline.cli import main
 from vad_pipeline.errors import UserError
 from vad_pipeline.models.apply import score_features
-from vad_pipeline.models.bundle import false_alarm_rate, load_bundle
+from vad_pipeline.frame_scores import false_alarm_rate
+from vad_pipeline.models.bundle import load_bundle
 from vad_pipeline.models.score import ScoreConfig, TrainConfig, score_videos, train_model
 from vad_pipeline.predict import PredictConfig, predict
 from vad_pipeline.synthetic import synthetic_features, write_feature_set

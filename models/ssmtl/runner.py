@@ -49,18 +49,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import artifact_lock, prepare_folder, save_json_atomic
 from vad_pipeline.devices import autocast, resolve_device, with_resolved_precision
 from vad_pipeline.errors import UserError
-from vad_pipeline.hashing import config_hash
-from vad_pipeline.schemas import LABELS_FILE, clip_name
+from vad_pipeline.frame_scores import false_alarm_rate
+from vad_pipeline.schemas import clip_name
 from vad_pipeline.stage import Executor, run_stage
 from vad_pipeline.versions import library_versions
 from vad_pipeline.workspace import Workspace
 
-from ..bundle import ModelBundle, false_alarm_rate, false_alarm_threshold, load_bundle, save_bundle
+from ..bundle import ModelBundle, TrainedModel, cached_training, false_alarm_threshold
 from ..data import VideoFeatures, assign_labels
-from ..score import TrainedModel, calibration_videos, split_videos, video_level_auc
+from ..score import calibration_videos, split_videos, write_score_run
 from ..trainer import seed_everything
 from .apply import (SSMTLModel, SSMTLOptions, SSMTLScoreStage, batches_of, build_memories, build_network,
                     memories_state, memory_fields, memory_scores, object_task_scores, standardise, to_device)
@@ -264,38 +263,24 @@ def train_ssmtl(workspace: Workspace, config: SSMTLConfig, data: SSMTLData | Non
         "tracks": {by_name[n].key: by_name[n].tracks_sha for n in fit_names},
         "calibration": {"far": config.far, "videos": [[n, by_name[n].tracks_sha] for n in held_out]},
     } | ({"precision": config.precision} if config.precision != "fp32" else {})
-    key = config_hash(key_config)
-    folder = workspace.root / "models"
-    prepare_folder(folder)
-    path = folder / f"ssmtl-{key}.pt"
-    with artifact_lock(folder, path.stem):  # concurrent runs take turns: the later ones load the bundle
-        bundle = None
-        if path.is_file() and not config.force:
-            try:
-                bundle = load_bundle(path)
-            except UserError:
-                log.warning("%s: corrupt cache entry (an unreadable bundle); training it again", path)
-        trained = bundle is None
-        if bundle is None:
-            fit_sets = [load_objects(fit_folder, by_name[n].objects_key) for n in fit_names]
-            held_sets = [(load_objects(held_folder, by_name[n].objects_key), by_name[n].frames) for n in held_out
-                         ] if held_folder else []
-            bundle = _train_bundle(config, key, key_config, data, fit_names, fit_sets, held_out, held_sets,
-                                   [by_name[n] for n in fit_names])
-            save_bundle(path, bundle)
-            log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s on %s (teacher: %s) -> %s",
-                     bundle.training["objects"], len(fit_names), bundle.seconds, bundle.training["device"],
-                     data.teacher.name, path)
-        else:
-            log.info("ssmtl: already trained, loaded %s", path)
-        workspace.manifest.record_lineage(
-            "model", "ssmtl", key, key_config, path,
-            {"objects": {n: by_name[n].objects_key for n in fit_names},
-             "calibration": {n: by_name[n].objects_key for n in held_out}, "teacher": data.teacher.identity},
-            detail={"threshold": bundle.threshold})
-    if config.out is not None:
-        save_bundle(Path(config.out), bundle)
-    return TrainedModel(bundle, path, trained)
+
+    def train(key: str) -> ModelBundle:
+        fit_sets = [load_objects(fit_folder, by_name[n].objects_key) for n in fit_names]
+        held_sets = ([(load_objects(held_folder, by_name[n].objects_key), by_name[n].frames) for n in held_out]
+                     if held_folder else [])
+        return _train_bundle(config, key, key_config, data, fit_names, fit_sets, held_out, held_sets,
+                             [by_name[n] for n in fit_names])
+
+    model = cached_training(
+        workspace, "ssmtl", key_config, train,
+        {"objects": {n: by_name[n].objects_key for n in fit_names},
+         "calibration": {n: by_name[n].objects_key for n in held_out}, "teacher": data.teacher.identity},
+        config.force, config.out)
+    if model.trained:
+        log.info("ssmtl: trained on %d objects of %d normal videos in %.1f s on %s (teacher: %s) -> %s",
+                 model.bundle.training["objects"], len(fit_names), model.bundle.seconds,
+                 model.bundle.training["device"], data.teacher.name, model.path)
+    return model
 
 
 def _train_bundle(config: SSMTLConfig, key: str, key_config: dict[str, Any], data: SSMTLData, fit_names: list[str],
@@ -362,26 +347,14 @@ def score_ssmtl(workspace: Workspace, config: SSMTLConfig, executor: Executor | 
                     executor=executor)
     folder = run.folder
     assert folder is not None
-    labels, train_names = data.labels, data.train_names
-    save_json_atomic(folder / LABELS_FILE, {
-        v.key: {"video": v.name, "label": labels[v.name],
-                "split": "train+test" if v.name in train_names else "test"} for v in scored})
     bundle = model.bundle
-    save_json_atomic(folder / "train.json", {
-        "config": _key_config_of(bundle), "teacher": bundle.features.get("teacher_name"),
-        "history": bundle.history, "scales": bundle.scales, "seconds": bundle.seconds,
-        "device": bundle.training.get("device"), "train_objects": bundle.training.get("objects"),
-        "objects_per_second": bundle.training.get("objects_per_second"), "bundle": str(model.path),
-        "threshold": bundle.threshold, "calibration": bundle.calibration, "versions": bundle.versions})
-    test_maxima: dict[str, float] = {}
-    for v in scored:
-        target = folder / f"{v.key}.npy"
-        if v.name not in train_names and target.is_file():
-            values = np.load(target, allow_pickle=False)
-            test_maxima[v.name] = float(values.max()) if values.size else 0.0
-    video_auc = video_level_auc(test_maxima, labels)
-    save_json_atomic(folder / "summary.json", {"method": "ssmtl", "config_hash": bundle.key,
-                                               "test_videos": len(test_maxima), "video_auc": video_auc})
+    # every scored video is a test video; those also trained on (train+test) stay out of the video AUC
+    video_auc, _ = write_score_run(
+        folder, model, [(v.key, v.name) for v in scored], data.labels, data.train_names, data.test_names,
+        _key_config_of(bundle),
+        {"teacher": bundle.features.get("teacher_name"), "scales": bundle.scales,
+         "device": bundle.training.get("device"), "train_objects": bundle.training.get("objects"),
+         "objects_per_second": bundle.training.get("objects_per_second")}, data.test_names - data.train_names)
     log.info("ssmtl: %d scored, %d cached, %d failed -> %s", len(run.done), len(run.cached),
              len(run.failed) + len(failed), folder)
     return SSMTLSummary(folder, model.trained, bundle.history, video_auc, model.path, failed + run.failed)

@@ -173,3 +173,19 @@ def test_readme_synopsis_states_the_parsers_defaults() -> None:
                 assert float(default) == float(value), f"README: {command} --{option} {value}, parser: {default}"
                 checked += 1
     assert checked >= 15
+
+
+def test_a_command_leaves_the_package_logger_as_it_found_it(capsys):
+    """A command's console handler is gone when it returns: library code logging afterwards (another test, a
+    notebook) must never write to a stream the command's caller has since closed."""
+    import logging
+
+    from vad_pipeline.cli import main
+
+    logger = logging.getLogger("vad_pipeline")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    assert main(["status", "--workdir", "/nonexistent-workspace-for-this-test"]) in (0, 2)
+    assert (list(logger.handlers), logger.level, logger.propagate) == before
+    capsys.readouterr()
+    logging.getLogger("vad_pipeline.models.score").warning("after the command")
+    assert "Logging error" not in capsys.readouterr().err

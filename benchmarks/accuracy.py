@@ -7,7 +7,7 @@
   (``--ablation``: each task also trained alone), the two trivial baselines (frame-difference energy, largest
   tracked-object speed) and the object coverage of the anomalous regions, in one table. ``--data`` takes the jpg
   layout of ``../shared/data/ucsd-ped2``, the original UCSD layout, Avenue or ShanghaiTech
-  (``vad_pipeline.datasets``).
+  (``vad_pipeline.io.datasets``).
 - ``ped2-weak``: the weakly supervised methods on UCSD Ped2's weakly supervised split (``weak_ped2.py``): the
   dataset root read with ``--split weak`` (ten-crop I3D features, padded tail), mil, align, ddl, xel over mil per
   seed, and two trivial baselines (feature norm, frame difference) on the same test clips.
@@ -41,7 +41,7 @@ def machine() -> str:
     """The CPU (model, cores, vector and bf16 flags) and the GPU a figure was measured on."""
     import torch
 
-    from vad_pipeline.devices import cpu_description
+    from vad_pipeline.core.devices import cpu_description
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu_description()}, {gpu}"
@@ -62,7 +62,7 @@ PED2_EPOCHS = 8  # only for network tasks (mi, mbp, aot, kd) when the settings n
 
 def run(suite: str, data: Path | None, workdir: Path, seeds: list[int], quick: bool, ablation: bool = False,
         device: str = "auto", precision: str = "auto", progress: bool = True) -> dict[str, Any]:
-    from vad_pipeline.devices import resolve_device, resolve_precision
+    from vad_pipeline.core.devices import resolve_device, resolve_precision
 
     started = time.perf_counter()
     # auto: bf16 only where this CPU (or GPU) computes it natively, else fp32; recorded with the CPU's flags
@@ -100,14 +100,6 @@ def _ped2_folder(data: Path | None) -> str:
         f"ped2-{Path(data).resolve().name}"
 
 
-def _html(records: dict[str, Any]) -> str:
-    from vad_pipeline.postprocess.report import STYLE, accuracy_section
-
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>vad-pipeline accuracy</title>"
-            f"<style>{STYLE}</style></head><body><h1>vad-pipeline accuracy</h1>{accuracy_section(records)}"
-            "</body></html>")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=("ped2", "ped2-weak", "fight", "all"), default="all")
@@ -139,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         records[name] = record
         results_file.write_text(json.dumps(records, indent=2))
         print(f"{suite}: wall time {record['wall_s']:.0f} s")
-    (args.workdir / "accuracy.html").write_text(_html(records), encoding="utf-8")
+    from vad_pipeline.postprocess.report import accuracy_page
+
+    (args.workdir / "accuracy.html").write_text(accuracy_page(records), encoding="utf-8")
     print(f"results: {results_file}; page: {args.workdir / 'accuracy.html'}")
     return 0
 

@@ -42,7 +42,7 @@ CLASS_FOLDERS = {"fight": 1, "noFight": 0, "anomaly": 1, "normal": 0}
 
 def find_clips(data: Path) -> dict[str, list[Path]]:
     """``{"anomalous": [...], "normal": [...]}`` from the class sub-folders of ``data``."""
-    from vad_pipeline.decode import VIDEO_EXTENSIONS
+    from vad_pipeline.io.decode import VIDEO_EXTENSIONS
 
     clips: dict[str, list[Path]] = {"anomalous": [], "normal": []}
     for folder, label in CLASS_FOLDERS.items():
@@ -155,7 +155,7 @@ def run_suite(data: Path, workdir: Path, seeds: list[int], videos_per_class: int
     from vad_pipeline.models.score import ScoreConfig, score_videos
     from vad_pipeline.postprocess.evaluate import EvalConfig
     from vad_pipeline.postprocess.report import ReportConfig, write_report
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     methods = methods or METHODS
     timings: dict[str, float] = {}

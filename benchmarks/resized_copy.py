@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vad_pipeline.frames import IMAGE_EXTENSIONS
+from vad_pipeline.io.frames import IMAGE_EXTENSIONS
 
 
 def resized_copy(root: Path, out: Path, width: int, height: int, progress: bool = True) -> int:

@@ -136,13 +136,13 @@ def row_decode(video: str, decoder: str, gpu: bool = False, repeats: int = 7) ->
                 frames += len(decoder_.get_frames_in_range(start, min(total, start + 64)).data)
             return frames
     else:
-        from vad_pipeline.decode import DecordReader, OpenCVReader, open_video
+        from vad_pipeline.io.decode import DecordReader, OpenCVReader, open_video
 
         def opener() -> Any:
             if decoder == "pipeline":
                 return open_video(path, "auto", want_gpu=gpu)
             if decoder == "frames-1-thread":
-                from vad_pipeline.frames import FrameFolderReader
+                from vad_pipeline.io.frames import FrameFolderReader
 
                 return FrameFolderReader(path, workers=1)
             if decoder == "opencv-reader":
@@ -179,9 +179,9 @@ def _feature_stage(tmp: Path, batch: int | None, precision: str | None = None, e
     import numpy as np
 
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
-    from vad_pipeline.devices import resolve_device
+    from vad_pipeline.core.devices import resolve_device
 
     if precision is None:
         precision = "fp32" if resolve_device(device).type == "cpu" else "auto"
@@ -225,9 +225,9 @@ def row_extract(clips: dict[str, str], warmup: str, repeats: int, batch: int | N
     extract/pipeline-bf16 (``--precision bf16``), each alternated with them."""
     import torch
 
-    from vad_pipeline.decode import open_video
-    from vad_pipeline.devices import resolve_precision
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.io.decode import open_video
+    from vad_pipeline.core.devices import resolve_precision
+    from vad_pipeline.core.workspace import Workspace
 
     best = Best()
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,9 +283,9 @@ def row_parallel(videos: list[str], device: str = "auto", decoders: int | None =
     (the next videos read ahead while one computes), after a warm-up video."""
     import threading
 
-    from vad_pipeline.decode import open_video
-    from vad_pipeline.stage import run_stage
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.io.decode import open_video
+    from vad_pipeline.core.stage import run_stage
+    from vad_pipeline.core.workspace import Workspace
 
     best = Best()
     with tempfile.TemporaryDirectory() as tmp:
@@ -336,9 +336,9 @@ def row_tracks(video: str, imgsz: int, conf: float, repeats: int) -> dict[str, A
     """tracks/pipeline (the stage end to end) and tracks/bare-predict alternated ``repeats`` times."""
     import numpy as np
 
-    from vad_pipeline.decode import open_video
+    from vad_pipeline.io.decode import open_video
     from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     best = Best()
     with tempfile.TemporaryDirectory() as tmp:
@@ -394,7 +394,7 @@ def row_score(features: str, labels: str, workdir: str, method: str, epochs: int
     import math
 
     from vad_pipeline.models.score import ScoreConfig, score_videos
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     begin_timed_part()
     started = time.perf_counter()
@@ -422,7 +422,7 @@ def row_score(features: str, labels: str, workdir: str, method: str, epochs: int
 def row_ssmtl(size: int, batch: int, steps: int, device: str = "auto") -> dict[str, Any]:
     import ssmtl_bench
 
-    from vad_pipeline.devices import resolve_device
+    from vad_pipeline.core.devices import resolve_device
 
     begin_timed_part()  # the phase warms up with one step of each kind inside the timed part
     result = ssmtl_bench.phase("shallow-narrow", size, batch, steps, device=str(resolve_device(device)))
@@ -434,7 +434,7 @@ def row_ssmtl(size: int, batch: int, steps: int, device: str = "auto") -> dict[s
 
 def row_report(workdir: str, gt: str) -> dict[str, Any]:
     from vad_pipeline.postprocess.report import ReportConfig, write_report
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     begin_timed_part()
     started = time.perf_counter()
@@ -446,7 +446,7 @@ def row_report(workdir: str, gt: str) -> dict[str, Any]:
 
 def row_ray(videos: list[str], mode: str, workdir: str) -> dict[str, Any]:
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     cpus = os.cpu_count() or 1
     executor = None
@@ -455,7 +455,7 @@ def row_ray(videos: list[str], mode: str, workdir: str) -> dict[str, Any]:
 
         if importlib.util.find_spec("ray") is None:
             return {"skipped": "ray is not installed (pip install 'vad-pipeline[ray]')"}
-        from vad_pipeline.ray_executor import RayExecutor
+        from vad_pipeline.core.ray_executor import RayExecutor
 
         workers, per_worker = {"1-worker": (1, cpus), "1-worker-1cpu": (1, 1), "per-cpu": (cpus, 1)}[mode]
         executor = RayExecutor(workers=workers, cpus_per_worker=per_worker, num_cpus=cpus)
@@ -519,7 +519,7 @@ def write_clip(source: Path, target: Path, frames: int, loops: int = 1, marker: 
     import cv2
     import numpy as np
 
-    from vad_pipeline.decode import OpenCVReader
+    from vad_pipeline.io.decode import OpenCVReader
 
     reader = OpenCVReader(source)
     clip = np.concatenate(list(reader.iter_chunks(64)))[:frames]
@@ -545,9 +545,9 @@ def frame_folder_inputs(source: Path, inputs: Path) -> dict[str, Path]:
 
     import cv2
 
-    from vad_pipeline.datasets import frames_to_video
-    from vad_pipeline.decode import OpenCVReader
-    from vad_pipeline.frames import image_files
+    from vad_pipeline.io.datasets import frames_to_video
+    from vad_pipeline.io.decode import OpenCVReader
+    from vad_pipeline.io.frames import image_files
 
     ped2 = REPO.parent / "shared" / "data" / "ucsd-ped2" / "testing" / "frames" / "04"
     one = inputs / "frames_1x"
@@ -575,7 +575,7 @@ def frame_folder_inputs(source: Path, inputs: Path) -> dict[str, Path]:
 
 def synthetic_scores_input(root: Path) -> tuple[Path, Path, Path]:
     """A feature set for the score and report rows: 40 + 40 videos of 24-48 snippets, D = 1024, and its GT."""
-    from vad_pipeline.synthetic import synthetic_features, write_feature_ground_truth, write_feature_set
+    from vad_pipeline.synthetic.videos import synthetic_features, write_feature_ground_truth, write_feature_set
 
     videos = synthetic_features(n_normal=40, n_anomalous=40, dim=1024, seed=0, shift=1.0)
     features, labels = write_feature_set(root, videos)
@@ -619,7 +619,7 @@ def _ratio(rows: dict[str, dict[str, Any]], top: str, bottom: str, key: str = "f
 def machine() -> dict[str, Any]:
     import torch
 
-    from vad_pipeline.devices import cpu_description, native_bf16
+    from vad_pipeline.core.devices import cpu_description, native_bf16
 
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "cpu": cpu_description(), "native_bf16": native_bf16("cpu"),
@@ -661,7 +661,7 @@ def main() -> None:
     inputs.mkdir(parents=True, exist_ok=True)
     source = args.video or (DEFAULT_VIDEO if DEFAULT_VIDEO.is_file() else None)
     if source is None:
-        from vad_pipeline.synthetic import render_video
+        from vad_pipeline.synthetic.videos import render_video
 
         source = inputs / "generated.mp4"
         if not source.is_file():

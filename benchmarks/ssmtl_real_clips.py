@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from vad_pipeline.detectors.tracks import TrackConfig
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)

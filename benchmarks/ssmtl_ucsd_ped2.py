@@ -1,5 +1,5 @@
 """The standard single-scene protocol for SSMTL: UCSD Ped2 (default), and the same for Avenue / ShanghaiTech /
-Ped1 layouts (``--data`` points at any layout ``vad_pipeline.datasets`` recognises).
+Ped1 layouts (``--data`` points at any layout ``vad_pipeline.io.datasets`` recognises).
 
 Train on the official training clips (normal only), score every test frame, and report frame-level micro AUC (all
 test frames concatenated) and macro AUC (mean over test clips) after the object-centric convention (per-clip
@@ -54,18 +54,18 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
                  progress: bool = True) -> dict[str, Any]:
     """Run the protocol end to end (cached in ``workdir``) and return the results record: coverage diagnostics,
     the two trivial baselines, SSMTL per seed (and per task alone with ``ablation``) with mean and spread."""
-    from vad_pipeline.datasets import recorded_dataset
-    from vad_pipeline.devices import cpu_description, resolve_device, resolve_precision
+    from vad_pipeline.io.datasets import recorded_dataset
+    from vad_pipeline.core.devices import cpu_description, resolve_device, resolve_precision
     from vad_pipeline.detectors.tracks import TrackConfig, read_tracks
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
     from vad_pipeline.postprocess.evaluate import EvalConfig
-    from vad_pipeline.frame_scores import smooth
+    from vad_pipeline.core.frame_scores import smooth
     from vad_pipeline.postprocess.ground_truth import load_many
     from vad_pipeline.postprocess.object_baselines import (Coverage, FrameScores, coverage, frame_difference_energy,
                                                            largest_object_speed, save_frame_run)
     from vad_pipeline.postprocess.report import ReportConfig, write_report
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     timings: dict[str, float] = {}
     precision = resolve_precision(precision, resolve_device(device))  # auto: bf16 only where it is native
@@ -192,7 +192,7 @@ def print_table(record: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from vad_pipeline.models.ssmtl import SSMTLConfig
-    from vad_pipeline.devices import PRECISION_CHOICES
+    from vad_pipeline.core.devices import PRECISION_CHOICES
     from vad_pipeline.models.ssmtl.runner import LR_SCHEDULES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

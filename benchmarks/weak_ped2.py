@@ -39,16 +39,16 @@ def _frame_auc(folder: Path, truth: Any, evaluation: Any) -> dict[str, float | N
 def run_weak(data: Path, workdir: Path, seeds: list[int], precision: str = "auto", epochs: int | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Extract (cached), train and score every method per seed, evaluate; returns the suite's record."""
-    from vad_pipeline.datasets import recorded_dataset
-    from vad_pipeline.devices import cpu_description
+    from vad_pipeline.io.datasets import recorded_dataset
+    from vad_pipeline.core.devices import cpu_description
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
-    from vad_pipeline.frame_scores import snippet_to_frames
+    from vad_pipeline.core.frame_scores import snippet_to_frames
     from vad_pipeline.models.data import scan_workspace_features
     from vad_pipeline.models.score import ScoreConfig, score_videos
     from vad_pipeline.postprocess.evaluate import EvalConfig
     from vad_pipeline.postprocess.ground_truth import load_many
     from vad_pipeline.postprocess.object_baselines import FrameScores, frame_difference_energy, save_frame_run
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     timings: dict[str, float] = {}
     workspace = Workspace(workdir)

@@ -34,7 +34,7 @@ SNIPPET = 16
 def _split(workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, int], list[str], list[str], dict[str, np.ndarray]]:
     """The weak split's clips: their features ``(T, crops, D)`` (read once), video labels, the train / test names and
     each clip's frame labels ``(16 T,)`` (zeros for clips without ground truth: Ped2's normal training clips)."""
-    from vad_pipeline.datasets import recorded_dataset
+    from vad_pipeline.io.datasets import recorded_dataset
     from vad_pipeline.models.data import read_labels_csv, scan_workspace_features
     from vad_pipeline.postprocess.ground_truth import load_many
 

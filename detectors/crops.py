@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from vad_pipeline.decode import open_video
+from vad_pipeline.io.decode import open_video
 
 from .tracks import read_tracks
 

@@ -26,7 +26,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from vad_pipeline.decode import open_video
+from vad_pipeline.io.decode import open_video
 
 
 @dataclass(frozen=True)

@@ -24,46 +24,16 @@ much of each box moves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vad_pipeline.decode import open_video
-from vad_pipeline.errors import UserError
+from vad_pipeline.io.decode import open_video
+
+from .config import MotionConfig
 
 MOVING_CLASS_NAME = "moving object"
-
-
-@dataclass(frozen=True)
-class MotionConfig:
-    """Background-subtraction settings (pixel sizes at ``work_height`` rows)."""
-
-    history: int = 200  # MOG2: frames the background model remembers
-    var_threshold: float = 8.0  # MOG2: squared Mahalanobis distance above which a pixel is foreground
-    var_min: float = 15.0  # MOG2: floor of each pixel's variance (its default, 4, lets the median-seeded model,
-    # whose variance shrinks to that floor, flag sensor noise and grow boxes into blobs)
-    blur: int = 5  # Gaussian blur kernel before subtraction (odd; 0 = none)
-    open_kernel: int = 3  # morphological opening (removes isolated foreground pixels)
-    close_kernel: int = 9  # morphological closing (joins the parts of one object; wider merges neighbours)
-    min_area: int = 80  # smallest component kept, in pixels
-    max_area: float = 0.25  # components larger than this fraction of the frame are a global change (the first
-    # frame, which MOG2 marks all foreground; a light switch), not an object
-    work_height: int = 240  # frames are scaled to this many rows first (down or up): pixel settings are relative
-    warmup: int = 50  # frames whose per-pixel median seeds the background model (0: learn from frame 0 on)
-    conf: float = 0.5  # the confidence a proposal enters the tracker with
-    iou: float = 0.3  # a proposal with this IoU or more with a detection is that detection
-
-    def __post_init__(self) -> None:
-        for name in ("blur", "open_kernel", "close_kernel"):
-            value = getattr(self, name)
-            if value < 0 or (value and value % 2 == 0):
-                raise UserError(f"motion {name.replace('_', '-')} {value}: must be 0 or an odd number of pixels")
-        if self.warmup < 0:
-            raise UserError(f"motion warmup {self.warmup}: must be 0 or more frames")
-        if not 0 < self.conf <= 1 or not 0 < self.iou <= 1:
-            raise UserError("motion conf and iou must be in (0, 1]")
 
 
 class MotionProposer:

@@ -25,22 +25,22 @@ import functools
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import atomic_path, save_json_atomic
-from vad_pipeline.decode import open_video
-from vad_pipeline.devices import resolve_device
+from vad_pipeline.io.atomic import atomic_path, save_json_atomic
+from vad_pipeline.io.decode import open_video
+from vad_pipeline.core.devices import resolve_device
 from vad_pipeline.errors import CacheError, UserError
-from vad_pipeline.prefetch import prefetched
-from vad_pipeline.stage import Stage
-from vad_pipeline.workspace import VideoRef, Workspace
+from vad_pipeline.io.prefetch import prefetched
+from vad_pipeline.core.stage import Stage
+from vad_pipeline.core.workspace import VideoRef, Workspace
 
-from .motion import MOVING_CLASS_NAME, MotionConfig, MotionProposer, merge_detections
+from .config import TrackConfig
+from .motion import MOVING_CLASS_NAME, MotionProposer, merge_detections
 from .yolo import load_detector, probability_predictor, resolve_detector
 
 log = logging.getLogger(__name__)
@@ -48,42 +48,12 @@ log = logging.getLogger(__name__)
 TRACKS_SCHEMA = "vad-pipeline/tracks/1"
 TRACKS_VERSION = 2  # 2: motion proposals at work_height rows for frames smaller than it too (scaled up)
 TRACKER = "bytetrack.yaml"
-OBJECT_SOURCES = ("detector", "motion", "both")
 
 
 def auto_imgsz(width: int, height: int, cap: int = 640) -> int:
     """The detector input size for a frame: its longer side rounded up to the network stride (32), at most ``cap``
     (a 360x240 frame runs at 384 instead of being upscaled to 640)."""
     return int(min(cap, -(-max(width, height) // 32) * 32))
-
-
-@dataclass(frozen=True)
-class TrackConfig:
-    """Options of the tracks stage."""
-
-    objects: str = "detector"  # detector, motion (background subtraction) or both (merged)
-    detector: str | None = None
-    conf: float = 0.25
-    imgsz: int | None = None  # None: follow the frame size (auto_imgsz)
-    classes: tuple[int, ...] | None = None
-    frame_stride: int = 1
-    decoder: str = "auto"
-    motion: MotionConfig = MotionConfig()
-    batch: int | None = None  # frames per detector call (None: 16 on a GPU, 1 on the CPU); the tracks do not change
-    device: str = "auto"  # where the detector runs: auto (CUDA when available), cpu, cuda or cuda:N
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.objects not in OBJECT_SOURCES:
-            raise UserError(f"--objects {self.objects}: choose one of {', '.join(OBJECT_SOURCES)}")
-        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
-            raise UserError(f"--imgsz {self.imgsz}: must be a multiple of 32 (or leave it out to follow the frames)")
-        if self.batch is not None and self.batch < 1:
-            raise UserError(f"--track-batch {self.batch}: must be at least 1")
-        if self.frame_stride < 1:
-            raise UserError(f"--frame-stride {self.frame_stride}: must be at least 1")
-        if not 0 < self.conf < 1:
-            raise UserError(f"--conf {self.conf}: must be between 0 and 1")
 
 
 def _tracker_config() -> Any:

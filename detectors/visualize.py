@@ -9,8 +9,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from vad_pipeline.atomic import write_atomic
-from vad_pipeline.decode import open_video
+from vad_pipeline.io.atomic import write_atomic
+from vad_pipeline.io.decode import open_video
 
 from .crops import ObjectSequence
 from .tracks import read_tracks

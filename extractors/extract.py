@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -37,73 +36,28 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.atomic import atomic_path, save_json_atomic
-from vad_pipeline.decode import FrameReader, open_video
-from vad_pipeline.devices import PRECISION_CHOICES, autocast, resolve_device, resolve_precision
+from vad_pipeline.io.atomic import atomic_path, save_json_atomic
+from vad_pipeline.io.decode import FrameReader, open_video
+from vad_pipeline.core.devices import autocast, resolve_device, resolve_precision
 from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
-from vad_pipeline.prefetch import Prefetcher
-from vad_pipeline.stage import RunSummary, Stage
-from vad_pipeline.workspace import VideoRef, Workspace
+from vad_pipeline.io.prefetch import Prefetcher
+from vad_pipeline.core.stage import RunSummary, Stage
+from vad_pipeline.core.workspace import VideoRef, Workspace
 
 from .backbones import SnippetBackbone, backbone_spec, fold_batch_norms, load_backbone
-from .preprocess import CROP_MODES, CROP_NAMES, device_snippet_crops, resize_frames, snippet_crops
+from .config import CROP_MODES, ExtractConfig
+from .preprocess import CROP_NAMES, device_snippet_crops, resize_frames, snippet_crops
 from .weights import WeightsChoice, resolve_weights
 
 if TYPE_CHECKING:
     from vad_pipeline.detectors.tracks import TrackConfig
-    from vad_pipeline.stage import Executor
+    from vad_pipeline.core.stage import Executor
 
 log = logging.getLogger(__name__)
 
 FEATURE_SCHEMA = "vad-pipeline/features/1"
 EXTRACTION_VERSION = 1  # bump when a change alters feature values, so old caches are not reused
-TAIL_MODES = ("drop", "pad")
-PRECISIONS = PRECISION_CHOICES
-PREPROCESS_MODES = ("auto", "host", "device")
 RAW_BATCH_BYTES = 256 * 2**20  # at most this much of raw frames per transfer to the device (HD video: fewer snippets)
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """Options of ``vad-pipeline extract`` that shape the features (and a few that only shape the speed)."""
-
-    backbone: str = "i3d"
-    weights: str | None = None  # a path, "random", or None to look in the usual places
-    crops: str = "center"
-    tail: str = "drop"
-    snippet_frames: int = 16
-    short_side: int = 256
-    crop_size: int = 224
-    # snippets per forward pass (each with all its crops); None: 32 on a GPU, 4 on the CPU
-    batch_size: int | None = None
-    device: str = "auto"
-    decoder: str = "auto"
-    # where resize and crops run: "host" (OpenCV, in the decode thread), "device" (the model's device: raw uint8
-    # frames travel) or "auto" (device on a GPU, host on the CPU)
-    preprocess: str = "auto"
-    decoders: int | None = None  # videos decoded at once (the next ones read ahead); None: 4 on a GPU, 1 on the CPU
-    prefetch_batches: int = 2
-    threads: int | None = None  # torch intra-op threads (None: torch's default, one per physical core)
-    # "auto" = fp16 on CUDA; on the CPU bf16 where it is native (AVX-512 BF16 / AMX), else fp32; "fp32"; "bf16"
-    # (autocast; refused where the CPU would emulate it); "fp16" (CUDA)
-    precision: str = "auto"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.crops not in CROP_MODES:
-            raise UserError(f"--crops {self.crops}: choose one of {', '.join(CROP_MODES)}")
-        if self.tail not in TAIL_MODES:
-            raise UserError(f"--tail {self.tail}: choose one of {', '.join(TAIL_MODES)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.decoders is not None and self.decoders < 1:
-            raise UserError(f"--decoders {self.decoders}: must be at least 1")
-        if self.preprocess not in PREPROCESS_MODES:
-            raise UserError(f"--preprocess {self.preprocess}: choose one of {', '.join(PREPROCESS_MODES)}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads {self.threads}: must be at least 1")
 
 
 class FeatureStage(Stage):
@@ -454,11 +408,11 @@ def extract_videos(
     stages' failures and the left-out stages added. ``executor``: where the per-video work runs (default: in this
     process).
 
-    Videos are files or folders of frames (at ``fps``, default 25). One dataset root (``vad_pipeline.datasets``)
+    Videos are files or folders of frames (at ``fps``, default 25). One dataset root (``vad_pipeline.io.datasets``)
     is read as that dataset through ``split`` (default: its standard split): its clips under the names its ground
     truth uses, recorded in ``<workdir>/dataset/`` for ``score`` and ``report``."""
     from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
-    from vad_pipeline.stage import run_stage
+    from vad_pipeline.core.stage import run_stage
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
@@ -510,15 +464,15 @@ def _inputs(workspace: Workspace, inputs: list[Path | str], split: str | None,
             fps: float | None) -> tuple[list[Path | VideoRef], list[tuple[Path, str]]]:
     """The videos ``extract`` runs on: a dataset root's clips (named, recorded in the workspace; the clips that
     cannot be read fail alone), else the video files and frame folders under ``inputs``."""
-    from vad_pipeline.datasets import DATASET_FOLDER, nothing_found, open_dataset, record_dataset
-    from vad_pipeline.discovery import find_videos
+    from vad_pipeline.io.datasets import DATASET_FOLDER, nothing_found, open_dataset, record_dataset
+    from vad_pipeline.io.discovery import find_videos
 
     folders = [Path(p) for p in inputs if Path(p).is_dir()]
     dataset = None
     if len(inputs) == 1 and folders:
         dataset = open_dataset(folders[0], split, workspace.root / DATASET_FOLDER / "pixel_masks.npz")
     elif split:
-        raise UserError(f"--split {split}: pass one dataset root (a folder in a layout vad_pipeline.datasets knows)")
+        raise UserError(f"--split {split}: pass one dataset root (a folder in a layout vad_pipeline.io.datasets knows)")
     if dataset is None:
         videos = find_videos(inputs)
         if not videos:

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from .config import CROP_MODES
+
 if TYPE_CHECKING:
     import torch
 
-CROP_MODES = {"center": 1, "five": 5, "ten": 10}
 CROP_NAMES = {
     "center": ["center"],
     "five": ["center", "top_left", "top_right", "bottom_left", "bottom_right"],

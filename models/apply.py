@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic
-from vad_pipeline.devices import resolve_device
+from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic
+from vad_pipeline.core.devices import resolve_device
 from vad_pipeline.errors import CacheError
-from vad_pipeline.schemas import SCORES_SCHEMA
-from vad_pipeline.stage import Stage
-from vad_pipeline.workspace import NamedRef, VideoRef
+from vad_pipeline.core.schemas import SCORES_SCHEMA
+from vad_pipeline.core.stage import Stage
+from vad_pipeline.core.workspace import NamedRef, VideoRef
 
 from .base import WeakMethod
 from .bundle import ModelBundle
@@ -39,7 +39,6 @@ SCORING_VERSION = 3  # bump when a change alters scores of the same model, so ol
 
 #: how a snippet's per-crop scores become its score: ``mean`` (the public evaluation code's) or ``max`` (an anomaly
 #: small in the frame fills one of the corner crops)
-CROP_POOLS = ("mean", "max")
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vad_pipeline.errors import UserError
-from vad_pipeline.schemas import clip_name
+from vad_pipeline.core.schemas import clip_name
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad_pipeline.atomic import atomic_path
+from vad_pipeline.io.atomic import atomic_path
 from vad_pipeline.errors import UserError
 
 from .bundle import ModelBundle, load_bundle

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from vad_pipeline.stage import Executor
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.stage import Executor
+    from vad_pipeline.core.workspace import Workspace
 
     from .bundle import ModelBundle
 

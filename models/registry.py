@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 _METHODS: dict[str, type["WeakMethod"]] = {}
 #: the modules of this package that define no method (every other module is imported to register its methods)
-INFRASTRUCTURE = frozenset({"apply", "base", "bundle", "data", "export", "kinds", "losses", "registry", "score",
-                            "trainer", "weak_kind"})
+INFRASTRUCTURE = frozenset({"apply", "base", "bundle", "config", "data", "export", "kinds", "losses", "registry",
+                            "score", "trainer", "weak_kind"})
 _loaded = False
 
 

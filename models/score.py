@@ -26,6 +26,8 @@ import hashlib
 import json
 import logging
 import time
+import types
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,60 +36,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.atomic import save_json_atomic
-from vad_pipeline.devices import resolve_device, with_resolved_precision
+from vad_pipeline.io.atomic import save_json_atomic
+from vad_pipeline.core.devices import resolve_device, with_resolved_precision
 from vad_pipeline.errors import UserError
-from vad_pipeline.frame_scores import false_alarm_rate, snippet_to_frames
-from vad_pipeline.schemas import LABELS_FILE
-from vad_pipeline.stage import Executor, RunSummary, run_stage
-from vad_pipeline.versions import library_versions
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.frame_scores import false_alarm_rate, snippet_to_frames
+from vad_pipeline.core.schemas import LABELS_FILE
+from vad_pipeline.core.stage import Executor, RunSummary, run_stage
+from vad_pipeline.core.versions import library_versions
+from vad_pipeline.core.workspace import Workspace
 
-from .apply import CROP_POOLS, SCORING_VERSION, ScoreStage, feature_refs, score_features
+from .apply import SCORING_VERSION, ScoreStage, feature_refs, score_features
 from .base import TrainSchedule, WeakMethod
 from .bundle import ModelBundle, TrainedModel, cached_training, false_alarm_threshold
+from .config import CROP_POOLS, ScoreConfig, TrainConfig
 from .data import VideoFeatures, assign_labels, read_list_file, scan_feature_dir, scan_workspace_features, segment_bag
 from .registry import get_method
 from .trainer import seed_everything, train_method
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Options of ``vad-pipeline train``: which features, labels and split, the method and its schedule, the
-    alarm threshold's calibration."""
-
-    method: str = "mil"
-    base: str = "mil"  # the method xel is plugged into
-    features: Path | None = None  # a folder of public-layout features instead of the workspace's
-    features_tag: str | None = None  # which workspace features/<tag>/ folder (default: the only one there is)
-    labels: Path | None = None
-    train_list: Path | None = None
-    test_list: Path | None = None
-    seed: int = 0
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    options: dict[str, str] = field(default_factory=dict)  # --set key=value method options
-    xel_update: str = "epoch"
-    far: float = 0.01  # false-alarm budget of the alarm threshold: fraction of normal frames above it
-    holdout: float = 0.2  # fraction of the normal training videos held out to calibrate the threshold
-    out: Path | None = None  # also write the bundle here
-    device: str = "auto"  # where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N
-    # auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (CUDA): mixed precision
-    precision: str = "auto"
-    crop_pool: str = "mean"  # a snippet's score over its crops: mean or max (models.apply.CROP_POOLS)
-    force: bool = False
-    progress: bool = True
-
-
-@dataclass(frozen=True)
-class ScoreConfig(TrainConfig):
-    """Options of ``vad-pipeline score``. Benchmarks train on the whole training split, as the papers do
-    (``holdout`` 0): the alarm threshold is then calibrated on the training normals (recorded as such)."""
-
-    holdout: float = 0.0
 
 
 @dataclass
@@ -102,27 +68,38 @@ class ScoreSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _coerce(value: str, annotation: Any) -> Any:
-    """Parse a ``--set`` value by its option's annotation (``float``, ``int | None``, ``bool``, ``str``...)."""
-    kind = str(annotation)
-    if kind.startswith("bool"):
-        return value.lower() in ("1", "true", "yes", "on")
-    if "float" in kind:
-        return float(value)
-    if "int" in kind:
-        return int(value)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _coerce(key: str, value: str, annotation: Any) -> Any:
+    """A ``--set key=value`` string as its option's type (``float``, ``int | None``, ``bool``, ``str``...), resolved
+    with :func:`typing.get_type_hints`; one clear line when it does not parse."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+        else (annotation,)
+    if type(None) in options and value.lower() == "none":
+        return None
+    target = next((t for t in options if t is not type(None)), str)
+    if target is bool:
+        if value.lower() not in _TRUE + _FALSE:
+            raise UserError(f"--set {key}={value}: expected one of {', '.join(_TRUE + _FALSE)}")
+        return value.lower() in _TRUE
+    if target in (int, float):
+        try:
+            return target(value)
+        except ValueError:
+            raise UserError(f"--set {key}={value}: expected {'an integer' if target is int else 'a number'}") from None
     return value
 
 
 def build_options(method_cls: type[WeakMethod], config: TrainConfig) -> Any:
     """The method's options dataclass with ``--set`` overrides (xel passes unknown keys to its base)."""
     options_cls = method_cls.Options
-    names = {f.name: f for f in dataclasses.fields(options_cls)}
+    names = typing.get_type_hints(options_cls)
     own: dict[str, Any] = {}
     for_base: dict[str, Any] = {}
     for key, value in config.options.items():
         if key in names:
-            own[key] = _coerce(value, names[key].type)
+            own[key] = _coerce(key, value, names[key])
         elif method_cls.name == "xel":
             for_base[key] = value
         else:
@@ -130,13 +107,13 @@ def build_options(method_cls: type[WeakMethod], config: TrainConfig) -> Any:
             raise UserError(f"--set {key}: {method_cls.name} has no option {key!r}; its options are {valid}")
     if method_cls.name == "xel":
         base_cls = get_method(config.base)
-        base_fields = {f.name: f for f in dataclasses.fields(base_cls.Options)}
+        base_fields = typing.get_type_hints(base_cls.Options)
         unknown = [k for k in for_base if k not in base_fields]
         if unknown:
             raise UserError(f"--set {unknown[0]}: neither xel nor {config.base} has that option")
         own["base"] = config.base
         own.setdefault("update", config.xel_update)
-        own["base_options"] = {k: _coerce(v, base_fields[k].type) for k, v in for_base.items()}
+        own["base_options"] = {k: _coerce(k, v, base_fields[k]) for k, v in for_base.items()}
     try:
         return options_cls(**own)
     except (TypeError, ValueError) as exc:

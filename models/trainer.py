@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.devices import autocast
+from vad_pipeline.core.devices import autocast
 
 from .base import TrainSchedule, WeakMethod
 

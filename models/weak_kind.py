@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from vad_pipeline.errors import UserError
-from vad_pipeline.stage import Executor, run_stage
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.stage import Executor, run_stage
+from vad_pipeline.core.workspace import Workspace
 
 from .base import WeakMethod
 from .bundle import ModelBundle
@@ -75,7 +75,7 @@ def feature_stage_for(workspace: Workspace, bundle: ModelBundle, model: Path | N
                       progress: bool = True) -> Any:
     """The ``features`` stage that makes the features ``bundle`` was trained on, with the speed options of
     ``extract`` (an ``ExtractConfig``); one clear line when this machine would make other features."""
-    from vad_pipeline.devices import resolve_device, runnable_precision
+    from vad_pipeline.core.devices import resolve_device, runnable_precision
     from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
 
     if bundle.features.get("source") != "workspace":
@@ -152,7 +152,7 @@ class WeakKind(ModelKind):
         if request.features is not None:
             videos = scan_feature_dir(request.features)
         else:
-            from vad_pipeline.datasets import video_paths
+            from vad_pipeline.io.datasets import video_paths
 
             stage = feature_stage_for(workspace, bundle, request.model, extract, request.progress)  # a spec that
             paths = video_paths(inputs, "predict")  # cannot be applied here is said first

@@ -23,6 +23,7 @@ import torch
 
 from . import losses
 from .base import MethodOptions, TrainSchedule, WeakMethod
+from .config import XEL_UPDATES
 from .registry import get_method, register
 
 
@@ -48,7 +49,7 @@ class CrossEpochLearning(WeakMethod):
         super().__init__(feature_dim, options)
         if options.base == "xel":
             raise ValueError("xel needs another method as its base")
-        if options.update not in ("epoch", "batch"):
+        if options.update not in XEL_UPDATES:
             raise ValueError(f"xel update must be 'epoch' or 'batch', not {options.update!r}")
         base_cls = get_method(options.base)
         self.base = base_cls(feature_dim, base_cls.Options(**options.base_options))

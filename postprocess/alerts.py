@@ -1,6 +1,6 @@
 """Alerts: the runs of frames whose anomaly score is above an alarm threshold, as a user acts on them.
 
-``alerts.csv`` (columns ``vad_pipeline.schemas.ALERT_COLUMNS``) holds one row per alert of every video; the same
+``alerts.csv`` (columns ``vad_pipeline.core.schemas.ALERT_COLUMNS``) holds one row per alert of every video; the same
 rows are in ``predictions.json``.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from vad_pipeline.atomic import atomic_path
-from vad_pipeline.schemas import ALERT_COLUMNS
+from vad_pipeline.io.atomic import atomic_path
+from vad_pipeline.core.schemas import ALERT_COLUMNS
 
 from .proposals import runs
 

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from vad_pipeline.errors import UserError
-from vad_pipeline.schemas import LABELS_FILE
+from vad_pipeline.core.schemas import LABELS_FILE
 
 from . import metrics as m
-from vad_pipeline.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
+from vad_pipeline.core.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
+from .config import EvalConfig
 from .ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
 from .proposals import Proposal, proposal_frame_scores, tcam_proposals
 
@@ -145,21 +146,6 @@ def discover_ground_truth(runs: list[ScoreRun]) -> list[Path]:
                     found.append(candidate)
                     break
     return found
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Conventions of the evaluation (see :mod:`vad_pipeline.postprocess.metrics`)."""
-
-    frames: str = "snippets"  # evaluated frames per video: snippets (16 T), video (all decoded) or xd
-    normalize: bool = False  # min-max the frame scores within each video (object-centric convention)
-    sigma: float = 0.0  # temporal Gaussian smoothing of the frame scores
-    proposals: str = "largest"  # largest or all
-    proposal_threshold: float = 0.35
-    alarm_threshold: float = 0.5
-    target_recall: float = 0.9
-    single_class: str = "skip"
-    split: str = "test"  # test: videos of the test split; all: every scored video
 
 
 @dataclass
@@ -296,7 +282,7 @@ def _task_metrics(results: list[VideoResult], config: EvalConfig) -> dict[str, A
 def _region_metrics(run: ScoreRun, results: list[VideoResult], truth: GroundTruth) -> dict[str, Any] | None:
     """RBDC / TBDC for runs that wrote per-object boxes (``<key>.objects.csv``) on videos with pixel masks. Object
     scores are min-max normalised per video (the object-centric convention) and drawn as boxes."""
-    from vad_pipeline.schemas import read_object_scores
+    from vad_pipeline.core.schemas import read_object_scores
 
     accumulator = m.RegionTrackAccumulator()
     videos = 0

@@ -78,7 +78,7 @@ def roc_pr(curves: dict[str, dict[str, np.ndarray]], aucs: dict[str, tuple[float
 def thumbnails(video: Path, count: int = 8, height: int = 72) -> bytes | None:
     """``count`` evenly spaced frames of ``video`` (a file: OpenCV seek; a folder of frames: those images) side by
     side as one PNG; None when unreadable."""
-    from vad_pipeline.frames import image_files
+    from vad_pipeline.io.frames import image_files
 
     images = image_files(video) if Path(video).is_dir() else None
     capture = None if images is not None else cv2.VideoCapture(str(video))

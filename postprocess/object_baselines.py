@@ -24,12 +24,12 @@ from typing import Any, Iterable
 import numpy as np
 from scipy import ndimage
 
-from vad_pipeline.atomic import save_json_atomic, save_npy_atomic
+from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic
 from vad_pipeline.detectors.motion import frame_motion
 from vad_pipeline.errors import UserError
-from vad_pipeline.schemas import SCORES_SCHEMA
-from vad_pipeline.stage import Stage
-from vad_pipeline.workspace import VideoRef
+from vad_pipeline.core.schemas import SCORES_SCHEMA
+from vad_pipeline.core.stage import Stage
+from vad_pipeline.core.workspace import VideoRef
 
 
 @dataclass
@@ -181,8 +181,8 @@ def save_frame_run(workdir: Path, method: str, config: dict[str, Any], videos: I
     """Write frame scores as the ``scores`` run ``<workdir>/scores/<method>-<hash of config>/`` through
     :class:`FrameScoreStage` (every entry rewritten: the scores were just computed), plus the run's
     ``summary.json`` (``method``, ``config``, ``videos``)."""
-    from vad_pipeline.stage import run_stage
-    from vad_pipeline.workspace import NamedRef, Workspace
+    from vad_pipeline.core.stage import run_stage
+    from vad_pipeline.core.workspace import NamedRef, Workspace
 
     by_key = {video.key: video for video in videos}
     stage = FrameScoreStage(method, config, by_key)

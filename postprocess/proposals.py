@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from vad_pipeline.frame_scores import SNIPPET, minmax
+from vad_pipeline.core.frame_scores import SNIPPET, minmax
 
 PROPOSALS_SCHEMA = "vad-pipeline/proposals/1"
 

@@ -16,29 +16,31 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as _dt
-import html
+import functools
 import io
 import json
 import logging
 import webbrowser
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 
 from vad_pipeline import __version__
-from vad_pipeline.atomic import prepare_folder, save_json_atomic, write_atomic
-from vad_pipeline.decode import VIDEO_EXTENSIONS
-from vad_pipeline.frames import is_frame_folder
+from vad_pipeline.io.atomic import prepare_folder, save_json_atomic, write_atomic
+from vad_pipeline.io.decode import VIDEO_EXTENSIONS
+from vad_pipeline.io.frames import is_frame_folder
 from vad_pipeline.errors import UserError
-from vad_pipeline.hashing import config_hash
-from vad_pipeline.schemas import PREDICTIONS_SCHEMA
-from vad_pipeline.versions import library_versions
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.hashing import config_hash
+from vad_pipeline.core.schemas import PREDICTIONS_SCHEMA
+from vad_pipeline.core.versions import library_versions
+from vad_pipeline.core.workspace import Workspace
 
 from . import figures
-from .evaluate import EvalConfig, RunResult, evaluate
+from .config import EvalConfig, ReportConfig
+from .evaluate import RunResult, evaluate
 from .ground_truth import GroundTruth
 from .proposals import PROPOSALS_SCHEMA
 
@@ -57,21 +59,6 @@ CSV_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class ReportConfig:
-    """Options of ``vad-pipeline report``."""
-
-    gt: tuple[Path, ...] = ()
-    out: Path | None = None
-    runs: str = "all"  # all scores runs, or comma-separated run folder names / method names (see load_runs)
-    evaluation: EvalConfig = field(default_factory=EvalConfig)
-    max_videos: int = 24  # per-video sections in the HTML
-    thumbnails: int = 8
-    open_browser: bool = False
-    accuracy: Path | None = None  # an accuracy.json of benchmarks/accuracy.py to show (default <workdir>/accuracy.json)
-    predictions: tuple[Path, ...] = ()  # `predict` output folders to show (default: every one in the workdir)
-
-
 @dataclass
 class ReportSummary:
     folder: Path
@@ -85,18 +72,17 @@ def _get(metrics: dict[str, Any], path: tuple[str, str]) -> float | None:
 
 
 def _fmt(value: Any) -> str:
+    """A metric as the report prints it: 4 decimals, ``–`` when missing."""
     if value is None:
         return "–"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _img(png: bytes | None, alt: str) -> str:
-    if not png:
-        return ""
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def _data_uri(png: bytes | None) -> str | None:
+    """An inline PNG for an ``<img src>`` (None: no picture)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii") if png else None
 
 
 def write_report(workspace: Workspace, config: ReportConfig) -> ReportSummary:
@@ -169,25 +155,32 @@ def _write_proposals(folder: Path, results: list[RunResult], evaluation: EvalCon
 
 
 # -- HTML ----------------------------------------------------------------------------------------------------------
-#: the report's stylesheet (benchmarks/accuracy.py styles its page with it too)
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
-h1{font-size:1.5em;margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0} th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left} th{background:#f5f5f5} .muted{color:#777;font-size:13px}
-.warn{background:#fff4e5;border-left:4px solid #f0a000;padding:8px 12px;margin:8px 0}
-.video{margin:18px 0;padding:8px 0;border-top:1px dashed #ddd} img{max-width:100%} code{background:#f5f5f5;padding:1px 4px}
-details{margin:6px 0} .best{font-weight:bold}
-"""
+# The pages are Jinja2 templates (postprocess/templates/, autoescaped): the functions below only gather the data.
+TEMPLATES = Path(__file__).with_name("templates")
+#: the report's stylesheet (the accuracy page of benchmarks/accuracy.py shares it)
+STYLE = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.filters["metric"] = _fmt
+    environment.filters["cell"] = format_cell
+    return environment
+
+
+def _render(template: str, **context: Any) -> str:
+    return _templates().get_template(template).render(style=STYLE, **context)
 
 
 #: the columns the page shows first; the rest are one click away
 KEY_COLUMNS = ("frame_auc", "frame_ap", "frame_macro_auc", "video_auc", "false_alarm_rate_at_recall", "rbdc", "tbdc")
 
 
-def _metric_table(results: list[RunResult], columns: list[tuple[str, tuple[str, str]]]) -> str:
-    """One table of ``columns`` for ``results``; bold marks the best value of each column."""
-    headers = ["method", "test videos", "frames"] + [name.replace("_", " ") for name, _ in columns]
+def _metric_table(results: list[RunResult], columns: list[tuple[str, tuple[str, str]]]) -> dict[str, Any]:
+    """One table of ``columns`` for ``results``: headers, and rows of cells marked ``best`` (the best value of its
+    column, when several methods share the table)."""
     best: dict[str, float] = {}
     for name, key in columns:
         values = [v for r in results if (v := _get(r.metrics, key)) is not None]
@@ -196,36 +189,29 @@ def _metric_table(results: list[RunResult], columns: list[tuple[str, tuple[str, 
     rows = []
     for result in results:
         frame = result.metrics.get("frame") or {}
-        cells = [f"<td>{html.escape(result.run.label)}</td>", f"<td>{result.metrics['test_videos']}</td>",
-                 f"<td>{_fmt(frame.get('frames'))}</td>"]
+        cells = [{"value": result.run.label, "best": False}, {"value": result.metrics["test_videos"], "best": False},
+                 {"value": frame.get("frames"), "best": False}]
         for name, key in columns:
             value = _get(result.metrics, key)
-            css = ' class="best"' if value is not None and best.get(name) == value and len(results) > 1 else ""
-            cells.append(f"<td{css}>{_fmt(value)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+            cells.append({"value": value, "best": value is not None and best.get(name) == value and len(results) > 1})
+        rows.append(cells)
+    return {"headers": ["method", "test videos", "frames"] + [name.replace("_", " ") for name, _ in columns],
+            "rows": rows}
 
 
-def _metric_tables(results: list[RunResult]) -> str:
-    """The metrics, one table per set of evaluated test videos (methods scored on different videos are not
+def _metric_groups(results: list[RunResult]) -> list[dict[str, Any]]:
+    """The metrics, one group per set of evaluated test videos (methods scored on different videos are not
     comparable, so they never share a table): the key columns, then every column behind a click."""
     groups: dict[tuple[str, ...], list[RunResult]] = {}
     for result in results:
         groups.setdefault(tuple(sorted(v.video.name for v in result.videos)), []).append(result)
-    parts = []
-    if len(groups) > 1:
-        parts.append(f'<div class="warn">These methods were evaluated on {len(groups)} different sets of test '
-                     "videos: compare numbers within one table only.</div>")
-    for index, (names, members) in enumerate(groups.items(), 1):
-        if len(groups) > 1:
-            shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
-            parts.append(f"<h3>Test set {index}: {len(names)} videos ({html.escape(shown)})</h3>")
+    out = []
+    for names, members in groups.items():
         key = [(n, k) for n, k in CSV_COLUMNS
                if n in KEY_COLUMNS and any(_get(r.metrics, k) is not None for r in members)]
-        parts.append(_metric_table(members, key))
-        parts.append(f"<details><summary>all metrics</summary>{_metric_table(members, CSV_COLUMNS)}</details>")
-    return "".join(parts)
+        out.append({"count": len(names), "shown": ", ".join(names[:4]) + (", …" if len(names) > 4 else ""),
+                    "key": _metric_table(members, key), "all": _metric_table(members, CSV_COLUMNS)})
+    return out
 
 
 def _warnings(results: list[RunResult], truth: GroundTruth) -> list[str]:
@@ -241,7 +227,17 @@ def _warnings(results: list[RunResult], truth: GroundTruth) -> list[str]:
     return notes
 
 
-def _video_sections(workspace: Workspace, results: list[RunResult], config: ReportConfig) -> str:
+def _drawable(source: str | Path | None) -> bool:
+    """Whether ``source`` is a video file or a folder of frames the report can draw thumbnails of."""
+    if not source:
+        return False
+    path = Path(source)
+    return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file() or is_frame_folder(path)
+
+
+def _videos(workspace: Workspace, results: list[RunResult], config: ReportConfig) -> tuple[list[dict[str, Any]], int]:
+    """Per test video (anomalous first, at most ``config.max_videos``): its score curves with ground truth and
+    proposals, per-method metrics, thumbnails and tracklets; and how many more there are."""
     by_video: dict[str, dict[str, Any]] = {}
     for result in results:
         for video in result.videos:
@@ -253,66 +249,42 @@ def _video_sections(workspace: Workspace, results: list[RunResult], config: Repo
             if entry["labels"] is None and video.labels is not None:
                 entry["labels"] = video.labels
     ordered = sorted(by_video.values(), key=lambda e: (-e["video"].label, e["video"].name))
-    sections = []
+    shown = []
     for entry in ordered[: config.max_videos]:
         video = entry["video"]
         title = f"{video.name} ({'anomalous' if video.label else 'normal'}, {video.split})"
-        parts = [f'<div class="video"><h3>{html.escape(title)}</h3>']
-        parts.append(_img(figures.score_curves(entry["labels"], entry["curves"], entry["proposals"], video.fps,
-                                               title), f"scores of {video.name}"))
-        rows = "".join(f"<tr><td>{html.escape(method)}</td><td>{_fmt(vals.get('auc'))}</td><td>{_fmt(vals.get('ap'))}"
-                       f"</td><td>{_fmt(vals.get('max_score'))}</td></tr>" for method, vals in entry["metrics"].items())
-        parts.append(f"<table><tr><th>method</th><th>frame AUC</th><th>frame AP</th><th>max score</th></tr>{rows}</table>")
-        if video.source and (Path(video.source).suffix.lower() in VIDEO_EXTENSIONS and Path(video.source).is_file()
-                             or is_frame_folder(Path(video.source))):
-            parts.append(_img(figures.thumbnails(Path(video.source), config.thumbnails), f"frames of {video.name}"))
+        item = {"name": video.name, "title": title, "metrics": list(entry["metrics"].items()),
+                "curves": _data_uri(figures.score_curves(entry["labels"], entry["curves"], entry["proposals"],
+                                                         video.fps, title)),
+                "thumbnails": None, "tracklets": None}
+        if _drawable(video.source):
+            item["thumbnails"] = _data_uri(figures.thumbnails(Path(video.source), config.thumbnails))
             tracks = sorted((workspace.root / "tracks").glob(f"*/{video.key}.csv"))
             if tracks:
                 from vad_pipeline.detectors.visualize import annotated_frames
 
                 try:
                     picture = annotated_frames(Path(video.source), tracks[-1], count=4)
-                    parts.append("<details><summary>tracklets</summary>"
-                                 + _img(figures.image_png(picture), f"tracklets of {video.name}") + "</details>")
+                    item["tracklets"] = _data_uri(figures.image_png(picture))
                 except Exception as exc:  # a picture must never stop the report
                     log.debug("tracklet picture of %s failed: %s", video.name, exc)
-        parts.append("</div>")
-        sections.append("".join(parts))
-    if len(ordered) > config.max_videos:
-        sections.append(f'<p class="muted">{len(ordered) - config.max_videos} more videos are in metrics.json '
-                        f"(raise --max-videos to draw them).</p>")
-    return "".join(sections)
+        shown.append(item)
+    return shown, max(0, len(ordered) - config.max_videos)
 
 
-def _task_section(results: list[RunResult]) -> str:
+def _tasks(results: list[RunResult]) -> list[dict[str, Any]]:
     """Per-task contributions of methods that report them (``metrics["tasks"]``: {task: frame AUC})."""
-    parts = []
+    out = []
     for result in results:
         tasks = result.metrics.get("tasks")
         if not tasks:
             continue
         frame = result.metrics.get("frame") or {}
-        rows = "".join(f"<tr><td>{html.escape(task)}</td><td>{_fmt(v.get('auc'))}</td><td>{_fmt(v.get('macro_auc'))}"
-                       f"</td></tr>" for task, v in tasks.items())
-        rows += (f"<tr><td><b>all tasks (the method's score)</b></td><td>{_fmt(frame.get('auc'))}</td>"
-                 f"<td>{_fmt(frame.get('macro_auc'))}</td></tr>")
-        parts.append(f"<h3>{html.escape(result.run.label)}: per-task frame AUC</h3><table><tr><th>task score alone"
-                     f"</th><th>micro AUC</th><th>macro AUC</th></tr>{rows}</table>")
-        parts.append(_img(figures.bar_table({k: {"micro AUC": v.get("auc"), "macro AUC": v.get("macro_auc")}
-                                             for k, v in tasks.items()}, "per-task contribution"), "tasks"))
-    return "<h2>Per-task contributions</h2>" + "".join(parts) if parts else ""
-
-
-def _metadata(results: list[RunResult], truth: GroundTruth, config: ReportConfig) -> str:
-    items = [f"<li>ground truth: {html.escape(', '.join(truth.sources) or 'none')}</li>",
-             f"<li>conventions: <code>{html.escape(json.dumps(asdict(config.evaluation)))}</code></li>",
-             f"<li>libraries: <code>{html.escape(json.dumps(library_versions()))}</code></li>"]
-    for result in results:
-        train = result.run.train or {}
-        items.append(f"<li><b>{html.escape(result.run.label)}</b>: <code>{html.escape(str(result.run.folder))}</code>"
-                     f"<details><summary>training config</summary><pre>"
-                     f"{html.escape(json.dumps(train.get('config', {}), indent=1))}</pre></details></li>")
-    return "<h2>Run metadata</h2><ul>" + "".join(items) + "</ul>"
+        out.append({"label": result.run.label, "micro": frame.get("auc"), "macro": frame.get("macro_auc"),
+                    "rows": [(task, v.get("auc"), v.get("macro_auc")) for task, v in tasks.items()],
+                    "figure": _data_uri(figures.bar_table({k: {"micro AUC": v.get("auc"), "macro AUC": v.get("macro_auc")}
+                                                           for k, v in tasks.items()}, "per-task contribution"))})
+    return out
 
 
 def _predictions(workspace: Workspace, config: ReportConfig) -> list[dict[str, Any]]:
@@ -336,83 +308,53 @@ def _predictions(workspace: Workspace, config: ReportConfig) -> list[dict[str, A
     return documents
 
 
-def _prediction_sections(documents: list[dict[str, Any]], config: ReportConfig) -> str:
+def _applied_models(documents: list[dict[str, Any]], config: ReportConfig) -> list[dict[str, Any]]:
     """Applied models without ground truth: per model its alerts, and per video the score curve against the
     alarm threshold (alerts as bars beneath) and thumbnails."""
-    if not documents:
-        return ""
-    parts = ["<h2>Predictions (no ground truth)</h2><p class=\"muted\">Models applied with <code>vad-pipeline "
-             "predict</code>: frame scores against each model's alarm threshold; bars under the axis: alerts.</p>"]
+    out = []
     for document in documents:
         threshold = float(document["threshold"])
-        source = (f"calibrated at {document['far']:.3g} false alarms" if document.get("threshold_source") == "calibrated"
-                  else "given with --threshold")
         videos = document.get("videos", [])
-        alerts = [a for v in videos for a in v.get("alerts", [])]
-        parts.append(f"<h3>{html.escape(document['method'])}: {html.escape(Path(document['model']).name)} on "
-                     f"{len(videos)} video(s), {len(alerts)} alert(s); threshold {threshold:.4g} ({source})</h3>")
-        if alerts:
-            rows = "".join(f"<tr><td>{html.escape(str(a['video']))}</td><td>{a['start_frame']}</td>"
-                           f"<td>{a['end_frame']}</td><td>{a['start_s']}</td><td>{a['end_s']}</td>"
-                           f"<td>{_fmt(a['peak_score'])}</td></tr>" for a in alerts)
-            parts.append("<details open><summary>alerts</summary><table><tr><th>video</th><th>start frame</th>"
-                         f"<th>end frame</th><th>start s</th><th>end s</th><th>peak score</th></tr>{rows}</table>"
-                         "</details>")
+        model = {"method": document["method"], "model": Path(document["model"]).name, "threshold": threshold,
+                 "source": (f"calibrated at {document['far']:.3g} false alarms"
+                            if document.get("threshold_source") == "calibrated" else "given with --threshold"),
+                 "video_count": len(videos), "alerts": [a for v in videos for a in v.get("alerts", [])], "videos": []}
         for video in videos[: config.max_videos]:
             name = Path(str(video["video"])).name
             try:
                 scores = np.load(video["frame_scores"], allow_pickle=False)
             except (OSError, ValueError):
-                parts.append(f'<p class="muted">{html.escape(name)}: frame scores unreadable; run predict again</p>')
+                model["videos"].append({"name": name, "unreadable": True})
                 continue
             spans = [(a["start_frame"], a["end_frame"] + 1) for a in video.get("alerts", [])]
-            parts.append(f'<div class="video"><h3>{html.escape(name)}</h3>')
-            parts.append(_img(figures.score_curves(None, {document["method"]: scores}, {document["method"]: spans},
-                                                   video.get("fps"), name, threshold=threshold),
-                              f"scores of {name}"))
+            curves = figures.score_curves(None, {document["method"]: scores}, {document["method"]: spans},
+                                          video.get("fps"), name, threshold=threshold)
             source = Path(str(video["video"]))
-            if source.suffix.lower() in VIDEO_EXTENSIONS and source.is_file() or is_frame_folder(source):
-                parts.append(_img(figures.thumbnails(source, config.thumbnails), f"frames of {name}"))
-            parts.append("</div>")
-    return "".join(parts)
+            model["videos"].append({"name": name, "unreadable": False, "curves": _data_uri(curves),
+                                    "thumbnails": _data_uri(figures.thumbnails(source, config.thumbnails))
+                                    if _drawable(source) else None})
+        out.append(model)
+    return out
 
 
 def _html(workspace: Workspace, results: list[RunResult], truth: GroundTruth, config: ReportConfig,
           document: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
     curves = {r.run.label: r.curves for r in results if r.curves is not None}
     aucs = {r.run.label: (_get(r.metrics, ("frame", "auc")), _get(r.metrics, ("frame", "ap"))) for r in results}
-    warnings = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in _warnings(results, truth))
-    body = [
-        f"<h1>vad-pipeline report</h1><p class=\"muted\">{html.escape(document['created'])} · workspace "
-        f"<code>{html.escape(str(workspace.root))}</code> · vad-pipeline {html.escape(__version__)}</p>",
-        warnings,
-    ]
-    if not results:  # predictions only
-        body.append(_prediction_sections(predictions, config))
-        body.append(_metadata(results, truth, config))
-        return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vad-pipeline report</title>"
-                f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
-    body += [
-        "<h2>Metrics</h2>",
-        '<p class="muted">Frame AP is the public code\'s auc(recall, precision); "ap sklearn" is scikit-learn\'s '
-        "average_precision_score. Macro values average per test video. False alarms: fraction of normal-video frames "
-        f"scoring ≥ {config.evaluation.alarm_threshold}, and at the threshold reaching "
-        f"{config.evaluation.target_recall:.0%} frame recall. Bold: best per column.</p>",
-        _metric_tables(results),
-    ]
-    if curves:
-        body.append("<h2>ROC and precision-recall curves</h2>" + _img(figures.roc_pr(curves, aucs), "ROC and PR"))
-    body.append(_task_section(results))
-    body.append("<h2>Videos</h2><p class=\"muted\">Scores per frame (shaded: ground truth; bars under the axis: "
-                "each method's temporal proposals).</p>")
-    body.append(_video_sections(workspace, results, config))
-    body.append(_prediction_sections(predictions, config))
-    accuracy = config.accuracy or workspace.root / "accuracy.json"
-    if Path(accuracy).is_file():
-        body.append(accuracy_section(json.loads(Path(accuracy).read_text(encoding="utf-8"))))
-    body.append(_metadata(results, truth, config))
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vad-pipeline report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+    videos, videos_left = _videos(workspace, results, config) if results else ([], 0)
+    accuracy = Path(config.accuracy or workspace.root / "accuracy.json")
+    return _render(
+        "report.html.j2", title="vad-pipeline report", created=document["created"], workspace=str(workspace.root),
+        version=__version__, warnings=_warnings(results, truth), metric_groups=_metric_groups(results),
+        alarm_threshold=config.evaluation.alarm_threshold, target_recall=config.evaluation.target_recall,
+        roc_pr=_data_uri(figures.roc_pr(curves, aucs)) if curves and results else None, tasks=_tasks(results),
+        videos=videos, videos_left=videos_left, predictions=_applied_models(predictions, config),
+        accuracy=accuracy_suites(json.loads(accuracy.read_text(encoding="utf-8")))
+        if results and accuracy.is_file() else None,
+        ground_truth=", ".join(truth.sources) or "none", conventions=json.dumps(asdict(config.evaluation)),
+        libraries=json.dumps(library_versions()),
+        runs=[{"label": r.run.label, "folder": str(r.run.folder),
+               "config": json.dumps((r.run.train or {}).get("config", {}), indent=1)} for r in results])
 
 
 def over_seeds(values: list[float | None]) -> dict[str, Any] | None:
@@ -429,64 +371,62 @@ def format_cell(value: Any, missing: str = "–") -> str:
         if len(value["values"]) > 1:
             return f"{value['mean']:.4f} ± {value['std']:.4f}"
         value = value["mean"]
-    return f"{value:.4f}" if isinstance(value, float) else missing if value is None else html.escape(str(value))
+    return f"{value:.4f}" if isinstance(value, float) else missing if value is None else str(value)
 
 
-def _protocol_tables(record: dict[str, Any]) -> str:
+def _protocol(record: dict[str, Any]) -> dict[str, Any]:
     """The single-scene protocol: trivial baselines and SSMTL runs (mean ± std over seeds) in one table, per-task
     rows, then the object coverage diagnostics per test clip."""
     keys = ("micro_auc", "macro_auc", "rbdc", "tbdc")
-    rows = ""
-    for label, row in (record.get("baselines") or {}).items():
-        rows += f"<tr><td>baseline: {html.escape(label)}</td>" + "".join(f"<td>{format_cell(row.get(k))}</td>"
-                                                                         for k in keys) + "</tr>"
+    rows = [(f"baseline: {label}", [row.get(k) for k in keys]) for label, row in (record.get("baselines") or {}).items()]
     for label, row in record["results"].items():
         summary = row.get("summary") or row  # older records: one seed, metrics at the top level
         seeds = row.get("seeds") or [row]
         tasks = row.get("tasks") or []
-        rows += (f"<tr><td>ssmtl {html.escape(label)} ({html.escape(' + '.join(tasks))}; {len(seeds)} "
-                 f"seed{'s' if len(seeds) > 1 else ''})</td>"
-                 + "".join(f"<td>{format_cell(summary.get(k))}</td>" for k in keys) + "</tr>")
+        rows.append((f"ssmtl {label} ({' + '.join(tasks)}; {len(seeds)} seed{'s' if len(seeds) > 1 else ''})",
+                     [summary.get(k) for k in keys]))
         for task in seeds[0].get("per_task_of_joint_model", {}) if len(tasks) > 1 else ():
-            cells = [format_cell(over_seeds([s["per_task_of_joint_model"][task][metric] for s in seeds]))
-                     for metric in ("micro_auc", "macro_auc")]
-            rows += (f"<tr><td>ssmtl {html.escape(label)}: its {html.escape(task)} score alone</td>"
-                     f"<td>{cells[0]}</td><td>{cells[1]}</td><td>–</td><td>–</td></tr>")
-    out = ("<table><tr><th>run</th><th>micro AUC</th><th>macro AUC</th><th>RBDC</th><th>TBDC</th></tr>"
-           f"{rows}</table>")
+            rows.append((f"ssmtl {label}: its {task} score alone",
+                         [over_seeds([s["per_task_of_joint_model"][task][metric] for s in seeds])
+                          for metric in ("micro_auc", "macro_auc")] + [None, None]))
     coverage = record.get("coverage")
+    table = None
     if coverage:
         columns = ("regions", "covered_regions", "region_coverage", "anomalous_frames", "anomalous_frame_coverage",
                    "objects_per_frame", "mean_box_fraction")
-        body = "".join(f"<tr><td>{html.escape(name)}</td>" + "".join(
-            f"<td>{_fmt(values.get(c)) if isinstance(values.get(c), float) else values.get(c)}</td>" for c in columns)
-            + "</tr>" for name, values in [*coverage["per_clip"].items(), ("all", coverage["overall"])])
-        out += ("<h4>Object coverage of the anomalous regions (a box holds >= 50 % of a ground-truth region)</h4>"
-                "<table><tr><th>clip</th>" + "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
-                + f"</tr>{body}</table>")
-    return out
+        table = {"columns": columns, "rows": [(name, [values.get(c) for c in columns]) for name, values in
+                                              [*coverage["per_clip"].items(), ("all", coverage["overall"])]]}
+    return {"rows": rows, "coverage": table}
 
 
-def accuracy_section(records: dict[str, Any]) -> str:
-    """The "Accuracy on real data" section from ``benchmarks/accuracy.py``'s ``accuracy.json``: per suite the
+def accuracy_suites(records: dict[str, Any]) -> list[dict[str, Any]]:
+    """The "Accuracy on real data" section's data from ``benchmarks/accuracy.py``'s ``accuracy.json``: per suite the
     command, date, machine, wall time, a table and a figure."""
-    parts = ["<h2>Accuracy on real data</h2>"]
+    suites = []
     for suite, record in records.items():
-        parts.append(f"<h3>{html.escape(suite)}</h3><p class=\"muted\">{html.escape(str(record.get('date', '')))} · "
-                     f"{html.escape(str(record.get('machine', '')))} · wall time {record.get('wall_s', 0):.0f} s · "
-                     f"<code>{html.escape(str(record.get('command', '')))}</code></p>")
+        item = {"name": suite, "date": str(record.get("date", "")), "machine": str(record.get("machine", "")),
+                "wall_s": float(record.get("wall_s", 0)), "command": str(record.get("command", "")),
+                "weak": None, "protocol": None}
         if "summary" in record:  # the weakly supervised suite: mean ± std over seeds
             keys = ("frame_auc", "frame_ap", "frame_ap_sklearn", "video_auc", "false_alarm_rate")
-            rows = "".join(
-                f"<tr><td>{html.escape(label)}</td>" + "".join(
-                    f"<td>{row[k]['mean']:.4f} ± {row[k]['std']:.4f}</td>" if row.get(k) else "<td>–</td>"
-                    for k in keys) + "</tr>" for label, row in record["summary"].items())
-            parts.append("<table><tr><th>method</th>" + "".join(f"<th>{html.escape(k.replace('_', ' '))}</th>"
-                                                                for k in keys) + f"</tr>{rows}</table>")
-            parts.append(_img(figures.bar_table({label: {"frame AUC": (row.get("frame_auc") or {}).get("mean"),
-                                                         "video AUC": (row.get("video_auc") or {}).get("mean")}
-                                                 for label, row in record["summary"].items()},
-                                                f"{suite}: mean over seeds {record.get('seeds')}"), suite))
+            item["weak"] = {
+                "columns": keys,
+                "rows": [(label, [_seed_summary(row.get(k)) for k in keys]) for label, row in record["summary"].items()],
+                "figure": _data_uri(figures.bar_table({label: {"frame AUC": (row.get("frame_auc") or {}).get("mean"),
+                                                               "video AUC": (row.get("video_auc") or {}).get("mean")}
+                                                       for label, row in record["summary"].items()},
+                                                      f"{suite}: mean over seeds {record.get('seeds')}"))}
         elif "results" in record:  # the single-scene protocol
-            parts.append(_protocol_tables(record))
-    return "".join(parts)
+            item["protocol"] = _protocol(record)
+        suites.append(item)
+    return suites
+
+
+def _seed_summary(value: dict[str, Any] | None) -> str | None:
+    """``mean ± std`` of a weak suite's summary cell, whatever the number of seeds."""
+    return f"{value['mean']:.4f} ± {value['std']:.4f}" if value else None
+
+
+def accuracy_page(records: dict[str, Any]) -> str:
+    """``benchmarks/accuracy.py``'s ``accuracy.html``: the accuracy section as a page of its own."""
+    return _render("accuracy.html.j2", title="vad-pipeline accuracy", suites=accuracy_suites(records))

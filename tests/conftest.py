@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _native_bf16() -> bool:
-    from vad_pipeline.devices import native_bf16
+    from vad_pipeline.core.devices import native_bf16
 
     return native_bf16("cpu")
 
@@ -53,7 +53,7 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory):
     """2 normal + 2 anomalous seeded videos of 40 frames (2 full snippets + 8 trailing frames), 144x192."""
-    from vad_pipeline.synthetic import generate_dataset
+    from vad_pipeline.synthetic.videos import generate_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     videos = generate_dataset(root, per_class=2, frames=40, seed=7)

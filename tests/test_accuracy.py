@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 def test_fight_suite_on_another_folder(tmp_path: Path, i3d_weights: Path) -> None:
     from fight_suite import compose, run_suite
 
-    from vad_pipeline.synthetic import render_video
+    from vad_pipeline.synthetic.videos import render_video
 
     data = tmp_path / "clips"
     for number in range(6):
@@ -54,7 +54,7 @@ def _ucsd_layout(root: Path) -> None:
     ``Test00k_gt/*.bmp`` masks (a fast cart crosses test clip 1 from frame 12 on) and ``Test/UCSDped2.m``."""
     import cv2
 
-    from vad_pipeline.synthetic import _draw_person
+    from vad_pipeline.synthetic.videos import _draw_person
 
     rng = np.random.default_rng(0)
     background = cv2.GaussianBlur(np.clip(rng.normal(120, 10, (120, 160, 1)), 0, 255).astype(np.uint8), (5, 5), 0)
@@ -113,3 +113,28 @@ def test_ped2_suite_runs_unchanged_on_the_original_ucsd_layout(tmp_path: Path, c
     assert ssmtl["summary"]["micro_auc"]["mean"] is not None
     page = (tmp_path / "work" / "accuracy.html").read_text()
     assert "baseline: frame-difference energy" in page and "Object coverage" in page
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md"])
+def test_the_quick_start_commands_are_the_single_scene_settings(page: str) -> None:
+    """The three commands a page teaches on UCSD Ped2 set exactly ``accuracy.py``'s single-scene settings, so the
+    figure beside them is the one ``accuracy.py --suite ped2`` measures."""
+    import shlex
+
+    import accuracy
+
+    from vad_pipeline.commands.cli import build_parser
+
+    lines = [line for line in (REPO / page).read_text(encoding="utf-8").splitlines()
+             if line.lstrip().startswith(("vad-pipeline ", ".venv/bin/vad-pipeline "))]
+    argv = {}
+    for line in lines:
+        if "ucsd-ped2" in line or "--method ssmtl" in line:
+            words = shlex.split(line.split("#")[0])
+            argv[words[1]] = words[1:]
+    extract = build_parser().parse_args(argv["extract"])
+    score = build_parser().parse_args(argv["score"])
+    for key, value in accuracy.PED2_SETTINGS.items():
+        given = getattr(extract if key == "objects" else score, key)
+        assert given == (",".join(value) if isinstance(value, tuple) else value), f"{page}: --{key} {given}"
+    assert score.method == "ssmtl" and extract.stages == "tracks"

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_benchmark_decode_group_writes_rows_and_ratio(tmp_path: Path) -> None:
     video = tmp_path / "input.mp4"
-    from vad_pipeline.synthetic import render_video
+    from vad_pipeline.synthetic.videos import render_video
 
     render_video(video, seed=1, frames=64, size=(120, 160))
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only", "decode",

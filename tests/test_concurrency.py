@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vad_pipeline.atomic import TMP_PREFIX, atomic_path, remove_stale_temporaries
+from vad_pipeline.io.atomic import TMP_PREFIX, atomic_path, remove_stale_temporaries
 
 DONE = re.compile(r"features: (\d+) done, (\d+) already cached, (\d+) failed")
 
@@ -66,7 +66,7 @@ def test_sweep_spares_live_temporaries_and_removes_dead_ones(tmp_path: Path) -> 
 @pytest.fixture(scope="module")
 def videos_and_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
     """4 generated videos and the features one `extract` process writes for them alone."""
-    from vad_pipeline.synthetic import generate_dataset
+    from vad_pipeline.synthetic.videos import generate_dataset
 
     root = tmp_path_factory.mktemp("concurrency")
     generate_dataset(root / "data", per_class=2, frames=40, seed=11)
@@ -143,7 +143,7 @@ def test_concurrent_scoring_trains_once(tmp_path: Path, videos_and_reference, pr
 def test_concurrent_ssmtl_scoring_cuts_and_trains_once(tmp_path: Path) -> None:
     """Three ``score --method ssmtl`` runs at once on one workdir: all exit 0, the objects of each video are cut
     once, the model is trained once, and every file equals a single run's."""
-    from vad_pipeline.synthetic_objects import generate_object_dataset
+    from vad_pipeline.synthetic.objects import generate_object_dataset
 
     data = tmp_path / "data"
     generate_object_dataset(data, train=2, test_per_anomaly=1, frames=24, seed=0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.datasets import find_layout, frames_to_video, open_dataset, ucsd_mask_archive
+from vad_pipeline.io.datasets import find_layout, frames_to_video, open_dataset, ucsd_mask_archive
 from vad_pipeline.errors import UserError
 from vad_pipeline.postprocess.ground_truth import load_many
 
@@ -95,7 +95,7 @@ def test_frames_to_video_is_lossless(tmp_path: Path) -> None:
 def test_composed_video_features_equal_concatenated_clip_features(tmp_path: Path) -> None:
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
     from vad_pipeline.models.data import scan_workspace_features
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     rng = np.random.default_rng(0)
     clips = [rng.integers(0, 255, (32, 120, 160, 3), dtype=np.uint8), rng.integers(0, 255, (16, 120, 160, 3),

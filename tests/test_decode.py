@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.decode import open_video
+from vad_pipeline.io.decode import open_video
 from vad_pipeline.errors import VideoError
 
 

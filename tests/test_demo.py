@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vad_pipeline.cli import main
+from vad_pipeline.commands.cli import main
 from vad_pipeline.postprocess.evaluate import load_run
 
 
@@ -71,7 +71,7 @@ def _check_lineage(workdir: Path, capsys) -> None:
     links resolve to artifacts that exist (video -> features / tracks -> objects / features -> models -> scores ->
     report)."""
 
-    from vad_pipeline.hashing import file_sha256
+    from vad_pipeline.core.hashing import file_sha256
 
     assert main(["status", "--workdir", str(workdir), "--json"]) == 0
     artifacts = json.loads(capsys.readouterr().out)["artifacts"]

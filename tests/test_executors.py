@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
-from vad_pipeline.manifest import Manifest
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.manifest import Manifest
+from vad_pipeline.core.workspace import Workspace
 
 VOLATILE_SIDECAR_KEYS = {"seconds", "created"}
 
@@ -41,7 +41,7 @@ def test_default_executor_never_imports_ray(synthetic_dataset, tmp_path: Path) -
     root, _ = synthetic_dataset
     code = (
         "import sys\n"
-        "from vad_pipeline.cli import main\n"
+        "from vad_pipeline.commands.cli import main\n"
         f"code = main(['extract', {str(root / 'videos' / 'normal')!r}, '--stages', 'features', '--weights', 'random', "
         f"'--workdir', {str(tmp_path / 'work')!r}, '-q'])\n"
         "assert code == 0, code\n"
@@ -53,7 +53,7 @@ def test_default_executor_never_imports_ray(synthetic_dataset, tmp_path: Path) -
 @pytest.mark.slow
 def test_ray_extract_matches_in_process(synthetic_dataset, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the Ray executor is the optional extra vad-pipeline[ray]")
-    from vad_pipeline.ray_executor import RayExecutor
+    from vad_pipeline.core.ray_executor import RayExecutor
 
     root, videos = synthetic_dataset
     # One torch thread in both runs: float reductions split over more threads change the last bits.
@@ -85,7 +85,7 @@ def test_ray_extract_matches_in_process(synthetic_dataset, tmp_path: Path) -> No
 
 def test_ray_executor_reports_bad_videos_and_keeps_the_rest(synthetic_dataset, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the Ray executor is the optional extra vad-pipeline[ray]")
-    from vad_pipeline.ray_executor import RayExecutor
+    from vad_pipeline.core.ray_executor import RayExecutor
 
     root, videos = synthetic_dataset
     broken = tmp_path / "videos"
@@ -112,8 +112,8 @@ def test_ray_scoring_matches_in_process(tmp_path: Path) -> None:
     import torch
 
     from vad_pipeline.models.score import ScoreConfig, score_videos
-    from vad_pipeline.ray_executor import RayExecutor
-    from vad_pipeline.synthetic import synthetic_features, write_feature_set
+    from vad_pipeline.core.ray_executor import RayExecutor
+    from vad_pipeline.synthetic.videos import synthetic_features, write_feature_set
 
     folder, labels = write_feature_set(tmp_path / "data", synthetic_features(n_normal=6, n_anomalous=6, seed=2))
     config = ScoreConfig(features=folder, labels=labels, epochs=2, progress=False)
@@ -142,8 +142,8 @@ def test_ray_ssmtl_scoring_matches_in_process(tmp_path: Path) -> None:
     import torch
 
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
-    from vad_pipeline.ray_executor import RayExecutor
-    from vad_pipeline.synthetic_objects import generate_object_dataset
+    from vad_pipeline.core.ray_executor import RayExecutor
+    from vad_pipeline.synthetic.objects import generate_object_dataset
 
     generate_object_dataset(tmp_path / "data", train=2, test_per_anomaly=1, frames=24, seed=0)
     config = SSMTLConfig(tracks=tmp_path / "data" / "tracks", labels=tmp_path / "data" / "labels.csv",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.cli import main
+from vad_pipeline.commands.cli import main
 from vad_pipeline.extractors.extract import FeatureStage
 
 

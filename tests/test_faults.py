@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vad_pipeline.atomic import TMP_PREFIX
-from vad_pipeline.cli import main
+from vad_pipeline.io.atomic import TMP_PREFIX
+from vad_pipeline.commands.cli import main
 
 
 def _artifacts(workdir: Path) -> dict[str, bytes]:
@@ -34,7 +34,7 @@ def test_full_disk_is_one_line_and_leaves_no_partial_artifact(tmp_path: Path, sy
     assert len(before) == 4
     capsys.readouterr()
 
-    import vad_pipeline.atomic as atomic
+    import vad_pipeline.io.atomic as atomic
 
     real_fsync = os.fsync
 
@@ -59,7 +59,7 @@ def test_full_disk_is_one_line_and_leaves_no_partial_artifact(tmp_path: Path, sy
 
 @pytest.mark.slow
 def test_sigterm_stops_with_130_and_keeps_finished_work(tmp_path: Path) -> None:
-    from vad_pipeline.synthetic import generate_dataset
+    from vad_pipeline.synthetic.videos import generate_dataset
 
     generate_dataset(tmp_path / "data", per_class=2, frames=48, seed=3)
     command = [sys.executable, "-m", "vad_pipeline", "extract", "--stages", "features",

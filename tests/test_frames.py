@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.cli import main
-from vad_pipeline.datasets import PED2_WEAK_TEST, open_dataset
-from vad_pipeline.decode import open_video
-from vad_pipeline.discovery import find_videos
+from vad_pipeline.commands.cli import main
+from vad_pipeline.io.datasets import PED2_WEAK_TEST, open_dataset
+from vad_pipeline.io.decode import open_video
+from vad_pipeline.io.discovery import find_videos
 from vad_pipeline.errors import UserError, VideoError
-from vad_pipeline.frames import natural_key
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.io.frames import natural_key
+from vad_pipeline.core.workspace import Workspace
 
 
 def _write_frames(folder: Path, count: int, size: tuple[int, int] = (48, 64), suffix: str = ".png",
@@ -191,7 +191,7 @@ def test_ground_truth_of_another_length_is_one_line(tmp_path: Path) -> None:
 def _object_dataset_root(tmp_path: Path) -> Path:
     """The generated walkers (``synthetic_objects``: 3 normal training clips, a backward walker and a jumper in the
     test clips) written as a jpg-layout dataset root with ``frame_labels.npz``."""
-    from vad_pipeline.synthetic_objects import generate_object_dataset
+    from vad_pipeline.synthetic.objects import generate_object_dataset
 
     videos = generate_object_dataset(tmp_path / "generated", train=3, test_per_anomaly=1, frames=48, seed=2)
     root = tmp_path / "root"
@@ -339,7 +339,7 @@ def test_ucf_crime_and_xd_violence_roots_from_their_annotation_files(tmp_path: P
 
 
 def test_watch_reads_a_frame_folder_as_a_stream(tmp_path: Path) -> None:
-    from vad_pipeline.watch import FrameSource, WatchConfig
+    from vad_pipeline.commands.watch import FrameSource, WatchConfig
 
     written = _write_frames(tmp_path / "clip", 21)
     source = FrameSource(str(tmp_path / "clip"), WatchConfig(fps=12.5))

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from conftest import shared_path
-from vad_pipeline.cli import main
-from vad_pipeline.decode import open_video
+from vad_pipeline.commands.cli import main
+from vad_pipeline.io.decode import open_video
 from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
 from vad_pipeline.extractors.preprocess import device_snippet_crops, resize_frames, snippet_crops
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.workspace import Workspace
 
 
 def _frames(name: str, count: int = 32) -> np.ndarray:
@@ -125,7 +125,7 @@ class _TensorReader:
     """A reader whose chunks are torch tensors, as torchcodec's on a GPU (here on the CPU)."""
 
     def __init__(self, frames: np.ndarray):
-        from vad_pipeline.decode import VideoInfo
+        from vad_pipeline.io.decode import VideoInfo
 
         self.frames = frames
         self.info = VideoInfo("clip", 25.0, len(frames), frames.shape[2], frames.shape[1], "tensor")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vad_pipeline.synthetic_objects import generate_object_dataset
+from vad_pipeline.synthetic.objects import generate_object_dataset
 
 VOLATILE = {"seconds", "created", "objects_per_second", "started", "finished"}  # timings, not results
 COMPARED = ("features", "tracks", "models", "scores", "objects", "report")

@@ -144,7 +144,7 @@ def test_no_module_of_the_package_imports_itself_back() -> None:
     for node in sorted(graph):
         if node not in index:
             visit(node)
-    assert len(graph) > 60 and "vad_pipeline.cli" in graph and "vad_pipeline.models.ssmtl.kind" in graph
+    assert len(graph) > 60 and "vad_pipeline.commands.cli" in graph and "vad_pipeline.models.ssmtl.kind" in graph
     assert not cycles, "modules that import each other (directly or round a loop):\n" + "\n".join(map(str, cycles))
 
 
@@ -173,3 +173,27 @@ def test_benchmarks_use_public_names_only() -> None:
             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
                 private.append(f"{path.name}:{node.lineno}: .{node.attr}")
     assert not private, "benchmarks reach into private names:\n" + "\n".join(private)
+
+
+ROOMS_BELOW = {  # a room of pipeline/ (or the parts, together) and the rooms it must never import
+    "vad_pipeline.io": ("vad_pipeline.core", "vad_pipeline.commands", "vad_pipeline.synthetic"),
+    "vad_pipeline.core": ("vad_pipeline.commands", "vad_pipeline.synthetic", *(f"vad_pipeline.{p}" for p in PARTS)),
+    "parts": ("vad_pipeline.commands", "vad_pipeline.synthetic"),
+    "vad_pipeline.synthetic": ("vad_pipeline.commands", *(f"vad_pipeline.{p}" for p in PARTS)),
+}
+
+
+def test_the_rooms_of_pipeline_depend_one_way() -> None:
+    """``io`` (decoding, inputs, datasets, atomic files) needs nothing of the stage core; ``core`` (workspace,
+    stage, manifest, devices) nothing of the parts; nothing below ``commands`` imports a command, and only commands
+    and tests use the generated data of ``synthetic``. Function-level imports count."""
+    paths = {_module_name(p): p for folder in FOLDERS for p in (REPO / folder).rglob("*.py")}
+    wrong = []
+    for name, path in paths.items():
+        pieces = name.split(".")
+        room = "parts" if len(pieces) > 1 and pieces[1] in PARTS else ".".join(pieces[:2])
+        for target in _runtime_imports(path, set(paths)):
+            if any(target == above or target.startswith(above + ".") for above in ROOMS_BELOW.get(room, ())):
+                wrong.append(f"{name} imports {target}")
+    assert {".".join(n.split(".")[:2]) for n in paths} >= set(k for k in ROOMS_BELOW if k != "parts")
+    assert not wrong, "a room imports one above it:\n" + "\n".join(sorted(wrong))

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.cli import main
-from vad_pipeline.datasets import PED2_WEAK_TEST, PED2_WEAK_TRAIN, open_dataset, split_of
+from vad_pipeline.commands.cli import main
+from vad_pipeline.io.datasets import PED2_WEAK_TEST, PED2_WEAK_TRAIN, open_dataset, split_of
 from vad_pipeline.errors import UserError
-from vad_pipeline.list_roots import find_list_splits
+from vad_pipeline.io.list_roots import find_list_splits
 
 
 def _clip(folder: Path, frames: int, seed: int) -> None:

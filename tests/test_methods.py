@@ -14,8 +14,8 @@ from sklearn.metrics import roc_auc_score
 
 from vad_pipeline.models.bundle import load_bundle
 from vad_pipeline.models.score import ScoreConfig, score_videos
-from vad_pipeline.synthetic import synthetic_features, write_feature_set
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.synthetic.videos import synthetic_features, write_feature_set
+from vad_pipeline.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from vad_pipeline.detectors.tracks import TrackConfig, auto_imgsz, read_tracks
 from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
 from vad_pipeline.postprocess.object_baselines import (coverage, frame_difference_energy, largest_object_speed,
                                                        save_frame_run)
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.workspace import Workspace
 
 HEIGHT, WIDTH, FRAMES = 120, 160, 48
 
@@ -146,8 +146,8 @@ def test_baseline_runs_are_evaluated_like_methods(tmp_path: Path) -> None:
     metrics = evaluate_run(load_run(folder), truth, EvalConfig(frames="video", normalize=True)).metrics
     assert metrics["frame"]["auc"] == 1.0
     # the artifact contract of every score run: the folder's config, the manifest's row
-    from vad_pipeline.hashing import config_hash
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.hashing import config_hash
+    from vad_pipeline.core.workspace import Workspace
 
     assert folder.name == f"baseline-test-{config_hash({'k': 1})}"
     assert json.loads((folder / "config.json").read_text())["config"] == {"k": 1}
@@ -164,7 +164,7 @@ def test_auto_image_size_follows_the_frames() -> None:
 def test_ssmtl_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
     """Same seed, same objects: one epoch on each device; frame scores agree (fp32, cuDNN kernels differ)."""
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
-    from vad_pipeline.synthetic_objects import generate_object_dataset
+    from vad_pipeline.synthetic.objects import generate_object_dataset
 
     generate_object_dataset(tmp_path / "data", train=3, test_per_anomaly=1, frames=48, seed=0)
     torch.backends.cudnn.deterministic = True

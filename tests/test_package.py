@@ -21,7 +21,7 @@ def test_only_vad_pipeline_is_installed_at_top_level() -> None:
 
 def test_console_script_is_declared() -> None:
     scripts = importlib.metadata.entry_points(group="console_scripts")
-    assert any(ep.name == "vad-pipeline" and ep.value == "vad_pipeline.cli:main" for ep in scripts)
+    assert any(ep.name == "vad-pipeline" and ep.value == "vad_pipeline.commands.cli:main" for ep in scripts)
 
 
 def test_the_docs_site_builds_without_a_warning(tmp_path) -> None:

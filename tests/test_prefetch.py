@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from vad_pipeline.prefetch import Prefetcher, prefetched
+from vad_pipeline.io.prefetch import Prefetcher, prefetched
 
 
 def _wait_for(condition, timeout: float = 5.0) -> bool:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 
-from vad_pipeline.cli import main
+from vad_pipeline.commands.cli import main
 from vad_pipeline.models.score import ScoreConfig, score_videos
-from vad_pipeline.synthetic import synthetic_features, write_feature_ground_truth, write_feature_set
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.synthetic.videos import synthetic_features, write_feature_ground_truth, write_feature_set
+from vad_pipeline.core.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = "normal_<img src=x onerror=alert(1)>&"
@@ -175,3 +175,27 @@ def test_report_renders_in_headless_chromium(scored, tmp_path: Path) -> None:
 
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[0] >= 1000 and image.std() > 10  # a real page, not a blank one
+
+
+def test_accuracy_page_shows_both_suite_kinds_escaped() -> None:
+    """``accuracy.html`` (benchmarks/accuracy.py) from a weak suite and a single-scene record: every figure in its
+    table, user strings escaped by the template."""
+    from vad_pipeline.postprocess.report import accuracy_page, over_seeds
+
+    records = {
+        "fight<b>": {"date": "2026-12-07", "machine": "test", "wall_s": 12.0, "command": "accuracy.py --suite fight",
+                     "seeds": [0, 1], "summary": {"mil": {"frame_auc": over_seeds([0.8, 0.9]),
+                                                           "video_auc": over_seeds([0.7, 0.7])}}},
+        "ped2": {"date": "2026-12-07", "machine": "test", "wall_s": 5.0, "command": "accuracy.py --suite ped2",
+                 "baselines": {"frame-difference energy": {"micro_auc": 0.88, "macro_auc": 0.92}},
+                 "results": {"all": {"tasks": ["vel", "speed"], "summary": {"micro_auc": over_seeds([0.95, 0.96])},
+                                     "seeds": [{"per_task_of_joint_model": {"vel": {"micro_auc": 0.9,
+                                                                                    "macro_auc": 0.91}}}]}}},
+    }
+    page = accuracy_page(records)
+    assert "<h3>fight&lt;b&gt;</h3>" in page and "fight<b>" not in page
+    assert "<td>mil</td><td>0.8500 ± 0.0500</td><td>–</td><td>–</td><td>0.7000 ± 0.0000</td>" in page
+    assert "<td>baseline: frame-difference energy</td><td>0.8800</td><td>0.9200</td>" in page
+    assert "ssmtl all (vel + speed; 1 seed)</td><td>0.9550 ± 0.0050</td>" in page
+    assert "its vel score alone</td><td>0.9000</td><td>0.9100</td>" in page
+    assert page.count("data:image/png;base64,") == 1  # the weak suite's figure

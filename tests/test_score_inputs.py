@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.cli import main
+from vad_pipeline.commands.cli import main
 from vad_pipeline.errors import UserError
 from vad_pipeline.models.data import assign_labels, read_labels_csv, read_list_file, scan_feature_dir, video_name
 
@@ -101,8 +101,8 @@ def test_score_every_method_after_extract_on_folders(tmp_path: Path, synthetic_d
 
 def test_cached_scores_follow_corrected_labels(tmp_path: Path) -> None:
     from vad_pipeline.models.score import ScoreConfig, score_videos
-    from vad_pipeline.synthetic import synthetic_features, write_feature_set
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.synthetic.videos import synthetic_features, write_feature_set
+    from vad_pipeline.core.workspace import Workspace
 
     videos = synthetic_features(n_normal=4, n_anomalous=4, seed=5)
     folder, labels = write_feature_set(tmp_path, videos)

@@ -12,12 +12,12 @@ import pytest
 from conftest import native_bf16_only
 import torch
 
-from vad_pipeline.cli import main
+from vad_pipeline.commands.cli import main
 from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
 from vad_pipeline.models.ssmtl.network import VARIANTS, SSMTLNet
 from vad_pipeline.models.ssmtl.tasks import consecutive, intermittent, without_middle
-from vad_pipeline.synthetic_objects import generate_object_dataset
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.synthetic.objects import generate_object_dataset
+from vad_pipeline.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ def test_appearance_memory_leaves_out_the_own_video() -> None:
 def test_knn_task_finds_an_object_never_seen_in_training(tmp_path: Path) -> None:
     """``--tasks knn`` alone (no network training): in the frames of the generated cart, an appearance never seen
     in training, the top object scores above the 95th percentile of the objects outside them."""
-    from vad_pipeline.schemas import read_object_scores
+    from vad_pipeline.core.schemas import read_object_scores
 
     videos = generate_object_dataset(tmp_path / "data", train=3, test_per_anomaly=1, frames=48, seed=0)
     summary = score_ssmtl(Workspace(tmp_path / "work"), SSMTLConfig(

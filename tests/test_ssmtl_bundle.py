@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from vad_pipeline.cli import main
+from vad_pipeline.commands.cli import main
 from vad_pipeline.errors import UserError
 from vad_pipeline.models.bundle import load_bundle
 from vad_pipeline.models.ssmtl import SSMTLConfig
 from vad_pipeline.models.ssmtl.apply import SSMTLModel
 from vad_pipeline.models.ssmtl.objects import load_objects
-from vad_pipeline.synthetic_objects import generate_object_dataset
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.synthetic.objects import generate_object_dataset
+from vad_pipeline.core.workspace import Workspace
 
 pytestmark = pytest.mark.slow  # the module's fixture tracks, trains and predicts (tens of seconds on 2 cores)
 
@@ -89,7 +89,7 @@ def test_ssmtl_predict_on_new_videos_never_retrains_and_caches(trained, capsys) 
                                model.video_scores(objects, 32).frames, rtol=0, atol=1e-6)
 
     # a second run is served from the caches: every stage reuses what it made
-    from vad_pipeline.predict import PredictConfig, predict
+    from vad_pipeline.commands.predict import PredictConfig, predict
 
     again = predict(Workspace(workdir), [new], PredictConfig(model=bundle_path, progress=False))
     assert again.scored == 0 and again.cached == 4 and again.ok
@@ -99,8 +99,8 @@ def test_ssmtl_watch_scores_every_frame_as_predict_does(trained, tmp_path: Path)
     """`watch` with an SSMTL bundle tracks online (motion objects: the first 50 frames seed the background, as
     offline) and scores each frame once its object windows and smoothing are complete: on a 96-frame video the live
     frame scores equal `predict`'s, frame for frame; the alert falls inside the injected anomaly."""
-    from vad_pipeline.predict import PredictConfig, predict
-    from vad_pipeline.watch import WatchConfig, watch
+    from vad_pipeline.commands.predict import PredictConfig, predict
+    from vad_pipeline.commands.watch import WatchConfig, watch
 
     root, workdir, new, bundle_path = trained
     videos = generate_object_dataset(tmp_path / "long", train=1, test_per_anomaly=1, frames=96, seed=11)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared_path
-from vad_pipeline.cli import main
-from vad_pipeline.decode import open_video
+from vad_pipeline.commands.cli import main
+from vad_pipeline.io.decode import open_video
 from vad_pipeline.detectors.crops import crop_box, object_sequences
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.detectors.visualize import annotated_frames, contact_sheet, save_png, track_timeline
@@ -132,7 +132,7 @@ def test_batched_detection_tracks_as_frame_by_frame(tmp_path: Path, detector: Pa
     rounding (boxes 0.02 px, probabilities 2e-4); the live tracker fed one frame at a time gives the stage's table
     exactly."""
     from vad_pipeline.detectors.tracks import OnlineTracker, TrackConfig, TrackStage
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.core.workspace import Workspace
 
     frames = next(open_video(shared_path("ucsd-ped2-h264", "testing", "04.mkv"), "opencv").iter_chunks(60))
     clip = tmp_path / "ped2_04_60.avi"

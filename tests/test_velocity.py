@@ -89,8 +89,8 @@ def test_velocity_task_ranks_a_fast_object_above_walkers(tmp_path: Path) -> None
     from sklearn.metrics import roc_auc_score
 
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
-    from vad_pipeline.synthetic_objects import generate_object_dataset
-    from vad_pipeline.workspace import Workspace
+    from vad_pipeline.synthetic.objects import generate_object_dataset
+    from vad_pipeline.core.workspace import Workspace
 
     generate_object_dataset(tmp_path / "data", train=3, test_per_anomaly=1, frames=48, seed=0)
     summary = score_ssmtl(Workspace(tmp_path / "work"), SSMTLConfig(

@@ -32,19 +32,20 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 import torch
 
-from vad_pipeline.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
+from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 from vad_pipeline.detectors.flow import speed_and_place
-from vad_pipeline.devices import autocast, resolve_device, runnable_precision
+from vad_pipeline.core.devices import autocast, resolve_device, runnable_precision
 from vad_pipeline.errors import CacheError
-from vad_pipeline.frame_scores import smooth
-from vad_pipeline.schemas import SCORES_SCHEMA, object_scores_header
-from vad_pipeline.workspace import VideoRef
+from vad_pipeline.core.frame_scores import smooth
+from vad_pipeline.core.schemas import SCORES_SCHEMA, object_scores_header
+from vad_pipeline.core.workspace import VideoRef
 
 from ..apply import BundleScoreStage, read_score_entry
+from .config import MEMORY_TASKS, TASKS
 from .memory import ObjectMemory
 from .network import SSMTLNet
 from .objects import ObjectConfig, TrackedVideo, VideoObjects, load_objects
-from .tasks import MEMORY_TASKS, TASKS, object_tasks, task_scores, to_tensor
+from .tasks import object_tasks, task_scores, to_tensor
 
 SCORING_VERSION = 1  # bump when a change alters the scores of the same bundle on the same objects
 # a bundle's state_dict prefix of each memory task's memory

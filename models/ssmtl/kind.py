@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from vad_pipeline.errors import UserError
-from vad_pipeline.stage import Executor, run_stage
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.stage import Executor, run_stage
+from vad_pipeline.core.workspace import Workspace
 
 from ..bundle import ModelBundle
 from ..kinds import ModelKind, Predicted, ScoredVideo, config_from_options, register_kind
@@ -80,7 +80,7 @@ class ObjectScorer:
 
     def __init__(self, workspace: Workspace, bundle: ModelBundle, model: Path | None, extract: Any):
         from vad_pipeline.detectors.tracks import OnlineTracker
-        from vad_pipeline.devices import resolve_device
+        from vad_pipeline.core.devices import resolve_device
 
         from .apply import SSMTLModel
         from .live import LiveObjectScorer
@@ -158,7 +158,7 @@ class SSMTLKind(ModelKind):
                 raise UserError(f"--tracks {folder}: holds no tracks (<name>.csv with a <name>.json sidecar)")
             detector = None
         else:
-            from vad_pipeline.datasets import video_paths
+            from vad_pipeline.io.datasets import video_paths
 
             tracks_stage = track_stage_for(workspace, bundle, request.model, request.progress, extract.device)
             summary = run_stage(workspace, tracks_stage, video_paths(inputs, "predict"), progress=request.progress,

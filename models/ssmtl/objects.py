@@ -25,34 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from vad_pipeline.atomic import atomic_path, save_npz_atomic
+from vad_pipeline.io.atomic import atomic_path, save_npz_atomic
 from vad_pipeline.detectors.crops import object_sequences
 from vad_pipeline.detectors.flow import FlowConfig, object_velocities
 from vad_pipeline.detectors.motion import frame_motion
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.errors import CacheError
-from vad_pipeline.stage import Stage
-from vad_pipeline.workspace import NamedRef, VideoRef
+from vad_pipeline.core.stage import Stage
+from vad_pipeline.core.workspace import NamedRef, VideoRef
 
+from .config import ObjectConfig
 from .teacher import Teacher
 
-
-
-@dataclass(frozen=True)
-class ObjectConfig:
-    """How object sequences are cut."""
-
-    half_window: int = 3  # t: consecutive sequences hold 2t + 1 frames
-    max_step: int = 2  # intermittent sequences skip up to this many frames per step
-    size: int = 64  # crop side in pixels (the paper: 64)
-    frame_stride: int = 1  # keep the objects of every k-th frame (training videos)
-    min_box: float = 0.025  # boxes narrower or shorter than this fraction of the frame height are left out (6 px
-    # of Ped2's 240 rows): a fraction, so the rule is the same at any resolution
-    decoder: str = "auto"
-
-    @property
-    def window(self) -> int:
-        return 2 * self.half_window * self.max_step + 1
 
 
 @dataclass

@@ -49,13 +49,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.devices import autocast, resolve_device, with_resolved_precision
+from vad_pipeline.core.devices import autocast, resolve_device, with_resolved_precision
 from vad_pipeline.errors import UserError
-from vad_pipeline.frame_scores import false_alarm_rate
-from vad_pipeline.schemas import clip_name
-from vad_pipeline.stage import Executor, run_stage
-from vad_pipeline.versions import library_versions
-from vad_pipeline.workspace import Workspace
+from vad_pipeline.core.frame_scores import false_alarm_rate
+from vad_pipeline.core.schemas import clip_name
+from vad_pipeline.core.stage import Executor, run_stage
+from vad_pipeline.core.versions import library_versions
+from vad_pipeline.core.workspace import Workspace
 
 from ..bundle import ModelBundle, TrainedModel, cached_training, false_alarm_threshold
 from ..data import VideoFeatures, assign_labels
@@ -63,10 +63,11 @@ from ..score import calibration_videos, split_videos, write_score_run
 from ..trainer import seed_everything
 from .apply import (SSMTLModel, SSMTLOptions, SSMTLScoreStage, batches_of, build_memories, build_network,
                     memories_state, memory_fields, memory_scores, object_task_scores, standardise, to_device)
+from .config import LR_SCHEDULES, TASK_CHOICES, TASKS, SSMTLConfig
 from .memory import ObjectMemory
 from .network import VARIANTS, SSMTLNet
 from .objects import ObjectConfig, ObjectsStage, TrackedVideo, VideoObjects, load_objects
-from .tasks import TASK_CHOICES, TASKS, object_tasks, training_loss
+from .tasks import object_tasks, training_loss
 from .teacher import Teacher, choose_teacher
 
 log = logging.getLogger(__name__)
@@ -76,46 +77,6 @@ SSMTL_VERSION = 8  # the model and its training (2: one encoder pass per step fo
 # 6: model bundles with a calibrated alarm threshold; 7: memory tasks in one mechanism, the vel task; 8: motion)
 
 IN_MEMORY_BYTES = 2 << 30  # training crops up to this size are read into memory once
-LR_SCHEDULES = ("constant", "cosine")
-
-
-@dataclass(frozen=True)
-class SSMTLConfig:
-    """Options of ``vad-pipeline score --method ssmtl`` and ``train --method ssmtl``."""
-
-    tracks: Path | None = None
-    tracks_tag: str | None = None
-    labels: Path | None = None
-    train_list: Path | None = None
-    test_list: Path | None = None
-    variant: str = "shallow-narrow"
-    tasks: tuple[str, ...] = TASKS
-    objects: ObjectConfig = field(default_factory=ObjectConfig)
-    train_stride: int = 1  # objects of every k-th frame of the training videos
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # cosine (decays to 0 over the epochs) or constant (the paper's Adam at a fixed rate)
-    # Left-right mirrored motion counts as equally normal: a random half of each training batch is mirrored and each
-    # object scores the mean of its own and its mirrored window's task scores. Off by default: direction is
-    # information (walking the wrong way in a one-way scene is an anomaly); on for scenes crossed both ways.
-    mirror: bool = False
-    seed: int = 0
-    sigma: float = 3.0
-    teacher_weights: Path | None = None
-    device: str = "auto"  # auto, cpu, cuda or cuda:N
-    # auto (bf16 where the device computes it natively, else fp32), fp32, or mixed precision: bf16 (1.5x faster
-    # epochs on a 2-core AVX-512 BF16 CPU: Ped2 58 s -> 38 s; emulated, 14-37x slower, so refused elsewhere) or fp16
-    precision: str = "auto"
-    far: float = 0.01  # false-alarm budget of the alarm threshold: fraction of normal frames above it
-    holdout: float = 0.0  # fraction of the normal training videos held out to calibrate it (train: 0.2)
-    # with the frame attribute "motion" among the tasks: its share of each frame's score (0.1: with sigma 8 and the
-    # detector's boxes beside the motion proposals, the best mean of the six development AUCs, micro and macro on
-    # Ped2, Ped2 at 238 x 158 and Avenue-8, among 0-0.3; docs/results-single-scene.md)
-    motion_weight: float = 0.1
-    out: Path | None = None  # also write the bundle here
-    force: bool = False
-    progress: bool = True
 
 
 @dataclass

@@ -13,16 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .config import FRAME_TASKS
 from .network import SSMTLNet, middle_box_error
 
-TASKS = ("aot", "mi", "mbp", "kd")  # the paper's four, trained jointly by the network (the default)
-# attributes scored against the normal training objects' (task -> the objects' field, the metric, the neighbours)
-MEMORY_TASKS = {"knn": ("teacher", "cosine", 3), "vel": ("velocity", "euclidean", 3),
-                "speed": ("velocity", "excess", 64)}
-# attributes of whole frames, not objects: ``motion``, how much the scene moves (the frame-difference energy,
-# ``detectors.motion.FrameDifference``) against the training frames; blended into each frame's score
-FRAME_TASKS = ("motion",)
-TASK_CHOICES = TASKS + tuple(MEMORY_TASKS) + FRAME_TASKS
 
 
 def object_tasks(tasks: tuple[str, ...]) -> tuple[str, ...]:

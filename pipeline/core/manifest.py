@@ -1,7 +1,7 @@
 """The workspace manifest: a SQLite database (WAL mode) recording every video seen and every stage artifact
 (stage, video, config hash, status, timings, library versions).
 
-Tables (documented in docs/guide.md, "Workspace layout"):
+Tables (documented in docs/workspace.md, "Workspace layout"):
 
 - ``file_hashes(path, size, mtime_ns, sha256)``: content hashes, reused while a file's size and mtime are unchanged.
 - ``videos(video_id, path, sha256, size, fps, frames, width, height, updated)``: one row per distinct video.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .atomic import artifact_lock
+from ..io.atomic import artifact_lock
 from .hashing import file_sha256
 
 _SCHEMA = """
@@ -91,7 +91,7 @@ class Manifest:
     # -- content hashes ---------------------------------------------------------------------------------------
     def sha256_of(self, path: Path) -> str:
         """SHA-256 of ``path``, recomputed only when its size or modification time changed. A folder of frames
-        (:mod:`vad_pipeline.frames`) hashes its frames' names and contents; its row's size is the frames' total and
+        (:mod:`vad_pipeline.io.frames`) hashes its frames' names and contents; its row's size is the frames' total and
         its stamp a digest of every frame's name, size and mtime, so a touched, added or removed frame rehashes it."""
         path = Path(path).resolve()
         if path.is_dir():
@@ -108,8 +108,8 @@ class Manifest:
         return digest
 
     def _folder_sha256(self, folder: Path) -> str:
-        from .decode import VIDEO_EXTENSIONS
-        from .frames import folder_digest, list_frames
+        from ..io.decode import VIDEO_EXTENSIONS
+        from ..io.frames import folder_digest, list_frames
 
         frames = list_frames(folder, VIDEO_EXTENSIONS)
         stamp, size = hashlib.sha256(), 0

@@ -12,7 +12,7 @@ scores (they are cheap):
 
 - ``frames/<key>.npy``: float32 ``(N,)`` frame scores (weak methods: snippet ``t`` covers frames
   ``[16 t, 16 t + 16)``, the frames after the last full snippet take its score; SSMTL scores frames itself);
-- ``alerts.csv``: one row per alert (columns ``vad_pipeline.schemas.ALERT_COLUMNS``), every video;
+- ``alerts.csv``: one row per alert (columns ``vad_pipeline.core.schemas.ALERT_COLUMNS``), every video;
 - ``predictions.json`` (schema ``vad-pipeline/predictions/1``): ``model`` (path), ``model_key``, ``method``,
   ``threshold``, ``threshold_source`` (``calibrated`` with ``far``, or ``--threshold``), ``scores`` (the scores
   folder), ``failed`` (video, message) and per video ``video``, ``key``, ``frames``, ``fps``, ``snippets`` (None for
@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import save_json_atomic, save_npy_atomic
-from .errors import UserError
-from .frame_scores import snippet_to_frames
-from .schemas import PREDICTIONS_SCHEMA
-from .stage import Executor
-from .workspace import Workspace
+from ..io.atomic import save_json_atomic, save_npy_atomic
+from ..errors import UserError
+from ..core.frame_scores import snippet_to_frames
+from ..core.schemas import PREDICTIONS_SCHEMA
+from ..core.stage import Executor
+from ..core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

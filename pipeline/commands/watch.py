@@ -39,8 +39,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import UserError
-from .workspace import Workspace
+from ..errors import UserError
+from ..core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,12 @@ def parse_source(source: str) -> tuple[Any, bool]:
 
 
 class _FolderCapture:
-    """A folder of frames (:mod:`vad_pipeline.frames`) behind the part of ``cv2.VideoCapture`` the reader uses."""
+    """A folder of frames (:mod:`vad_pipeline.io.frames`) behind the part of ``cv2.VideoCapture`` the reader uses."""
 
     def __init__(self, folder: str, fps: float | None):
         import cv2
 
-        from .frames import FrameFolderReader
+        from ..io.frames import FrameFolderReader
 
         self._reader = FrameFolderReader(Path(folder), fps)
         self._chunks = self._reader.iter_chunks(16)

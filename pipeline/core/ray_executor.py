@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .errors import UserError
+from ..errors import UserError
 from .stage import Stage, StagePlan, VideoOutcome, record_outcome, run_video
 from .workspace import VideoRef, Workspace
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
-from .errors import VideoError
+from ..errors import VideoError
 from .video_info import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -328,7 +328,7 @@ class OpenCVReader:
 def open_video(path: Path, decoder: str = "auto", want_gpu: bool = False, fps: float | None = None) -> FrameReader:
     """Open ``path`` with the chosen decoder. Raises VideoError with a one-line reason.
 
-    A folder of images is a video (:mod:`vad_pipeline.frames`: natural order, read directly); ``fps`` is its frame
+    A folder of images is a video (:mod:`vad_pipeline.io.frames`: natural order, read directly); ``fps`` is its frame
     rate (default 25; video files keep their own).
 
     ``auto``: when a GPU is wanted, torchcodec on it (NVDEC, frames left on the GPU as torch tensors) when

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .synthetic import generate_dataset
-from .workspace import Workspace
+from ..synthetic.videos import generate_dataset
+from ..core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def run_demo(workspace: Workspace, config: DemoConfig) -> int:
     from vad_pipeline.detectors.tracks import TrackConfig
     from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
 
-    from .discovery import find_videos
+    from ..io.discovery import find_videos
 
     started = time.perf_counter()
     demo_root = workspace.root / "demo" / f"seed{config.seed}-n{config.per_class}-f{config.frames}"
@@ -80,7 +80,7 @@ def _score_ssmtl(workspace: Workspace, demo_root: Path, config: DemoConfig) -> P
     objects in test): the shipped person detector finds too few of the demo's drawn figures to train on.
     32 px crops and 5 epochs keep it demo-sized. Returns the object videos' folder."""
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
-    from vad_pipeline.synthetic_objects import generate_object_dataset
+    from vad_pipeline.synthetic.objects import generate_object_dataset
 
     objects_root = demo_root / "objects"
     if not (objects_root / "ground_truth.csv").is_file():
@@ -118,7 +118,7 @@ def _predict_new(workspace: Workspace, bundles: dict[str, Path], demo_root: Path
     """Apply each trained bundle to freshly generated, unlabeled videos, as a user applies a model to new footage;
     say how many alerts fell inside the injected events (their ground truth is known here, never read by predict)."""
     from .predict import PredictConfig, predict
-    from .synthetic import generate_unlabeled
+    from ..synthetic.videos import generate_unlabeled
 
     new_root = demo_root / "new"
     if config.new_videos <= 0:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import VideoError
+from ..errors import VideoError
 from .video_info import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def _read_workers() -> int:
 
 
 class FrameFolderReader:
-    """A folder of images behind the :class:`~vad_pipeline.decode.FrameReader` interface: ``info`` (frame rate as
+    """A folder of images behind the :class:`~vad_pipeline.io.decode.FrameReader` interface: ``info`` (frame rate as
     given, the first frame's size) and ``(N, H, W, 3)`` uint8 RGB chunks in natural order."""
 
     def __init__(self, folder: Path, fps: float | None = None, video_extensions: frozenset[str] = frozenset(),

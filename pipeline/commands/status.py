@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from .workspace import Workspace
+from ..core.workspace import Workspace
 
 
 def _folder_tags(workspace: Workspace) -> dict[tuple[str, str], str]:

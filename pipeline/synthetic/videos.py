@@ -17,11 +17,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 
-from .atomic import write_atomic
+from ..io.atomic import write_atomic
 
 EVENTS = ("runner", "vehicle", "fight")
 
@@ -77,22 +78,33 @@ def render_video(
     direction = float(rng.choice([-1, 1]))
     fighters_x = float(rng.uniform(0.3, 0.7) * width)
 
+    def drawn() -> Iterator[np.ndarray]:
+        for index in range(frames):
+            frame = background.copy()
+            for walker in walkers:
+                walker["x"] = (walker["x"] + walker["v"]) % (width + 20)
+                walker["phase"] += 0.35
+                _draw_person(frame, walker["x"] - 10, walker["y"], walker["color"], walker["phase"], walker["scale"])
+            if event and start <= index < end:
+                progress = (index - start) / max(1, end - start - 1)
+                _draw_event(frame, event, progress, index, direction, fighters_x, rng)
+            yield frame
+
+    write_noisy_mp4(path, drawn(), fps, width, height, rng)
+
+
+def write_noisy_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, width: int, height: int,
+                    rng: np.random.Generator) -> None:
+    """Write ``frames`` (each ``(height, width, 3)`` RGB) to ``path`` atomically as an mp4v video, each with sensor
+    noise of +-3 grey levels drawn from ``rng`` after it is drawn."""
     def write(tmp: Path) -> None:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
         if not writer.isOpened():
             raise RuntimeError("OpenCV cannot write mp4v video on this machine")
         try:
-            for index in range(frames):
-                frame = background.copy()
-                for walker in walkers:
-                    walker["x"] = (walker["x"] + walker["v"]) % (width + 20)
-                    walker["phase"] += 0.35
-                    _draw_person(frame, walker["x"] - 10, walker["y"], walker["color"], walker["phase"], walker["scale"])
-                if event and start <= index < end:
-                    progress = (index - start) / max(1, end - start - 1)
-                    _draw_event(frame, event, progress, index, direction, fighters_x, rng)
-                frame = np.clip(frame.astype(np.int16) + rng.integers(-3, 4, size=frame.shape), 0, 255)
-                writer.write(cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
+            for frame in frames:
+                noisy = np.clip(frame.astype(np.int16) + rng.integers(-3, 4, size=frame.shape), 0, 255)
+                writer.write(cv2.cvtColor(noisy.astype(np.uint8), cv2.COLOR_RGB2BGR))
         finally:
             writer.release()
 

@@ -20,12 +20,13 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 
-from .atomic import save_json_atomic, save_npz_atomic, write_atomic
-from .synthetic import _background, _draw_person
+from ..io.atomic import save_json_atomic, save_npz_atomic, write_atomic
+from .videos import _background, _draw_person, write_noisy_mp4
 
 ANOMALIES = ("backward", "jump", "appearance")
 HEIGHT, WIDTH = 120, 160
@@ -68,50 +69,43 @@ def _render(path: Path, seed: int, frames: int, anomaly: str | None, interval: t
         if x2 - x1 >= 6 and y2 - y1 >= 6:
             rows.append([frame_index, track, x1, y1, x2, y2, 1.0, int(probs[1] > probs[0]), *probs])
 
-    def write(tmp: Path) -> None:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (WIDTH, HEIGHT))
-        if not writer.isOpened():
-            raise RuntimeError("OpenCV cannot write mp4v video on this machine")
-        try:
-            for index in range(frames):
-                frame = background.copy()
-                for walker in walkers:
-                    walker["x"] = (walker["x"] + walker["v"]) % (WIDTH + 30)
-                    walker["phase"] += 0.45
-                    x = walker["x"] - 15
-                    _draw_person(frame, x, walker["y"], walker["color"], walker["phase"], walker["scale"])
-                    add(index, walker["id"], _person_box(x, walker["y"], walker["scale"]), (0.9, 0.05))
-                if anomaly and start <= index < end:
-                    step = index - start
-                    if anomaly == "backward":
-                        x = WIDTH - 10 - step * odd["v"]
-                        _draw_person(frame, x, odd["y"], odd["color"], -0.45 * step, odd["scale"])
-                        box = _person_box(x, odd["y"], odd["scale"])
-                        probs = (0.9, 0.05)
-                    elif anomaly == "jump":
-                        x = 10 + step * 7.0 % (WIDTH - 20)
-                        _draw_person(frame, x, odd["y"], odd["color"], 0.45 * step, odd["scale"])
-                        box = _person_box(x, odd["y"], odd["scale"])
-                        probs = (0.9, 0.05)
-                    elif anomaly == "appearance":
-                        x = 5 + step * odd["v"]
-                        y = int(odd["y"])
-                        cv2.rectangle(frame, (int(x), y - 18), (int(x) + 30, y - 4), (40, 220, 60), -1)
-                        cv2.circle(frame, (int(x) + 6, y - 3), 3, (20, 20, 20), -1)
-                        cv2.circle(frame, (int(x) + 24, y - 3), 3, (20, 20, 20), -1)
-                        box = (x - 1, y - 19, x + 31, y + 1)
-                        probs = (0.1, 0.8)
-                    else:
-                        raise ValueError(f"unknown anomaly {anomaly!r}; choose one of {ANOMALIES}")
-                    add(index, odd["id"], box, probs)
-                    x1, y1, x2, y2 = (int(round(v)) for v in box)
-                    masks[index, max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = True
-                frame = np.clip(frame.astype(np.int16) + rng.integers(-3, 4, size=frame.shape), 0, 255)
-                writer.write(cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
+    def drawn() -> Iterator[np.ndarray]:
+        for index in range(frames):
+            frame = background.copy()
+            for walker in walkers:
+                walker["x"] = (walker["x"] + walker["v"]) % (WIDTH + 30)
+                walker["phase"] += 0.45
+                x = walker["x"] - 15
+                _draw_person(frame, x, walker["y"], walker["color"], walker["phase"], walker["scale"])
+                add(index, walker["id"], _person_box(x, walker["y"], walker["scale"]), (0.9, 0.05))
+            if anomaly and start <= index < end:
+                step = index - start
+                if anomaly == "backward":
+                    x = WIDTH - 10 - step * odd["v"]
+                    _draw_person(frame, x, odd["y"], odd["color"], -0.45 * step, odd["scale"])
+                    box = _person_box(x, odd["y"], odd["scale"])
+                    probs = (0.9, 0.05)
+                elif anomaly == "jump":
+                    x = 10 + step * 7.0 % (WIDTH - 20)
+                    _draw_person(frame, x, odd["y"], odd["color"], 0.45 * step, odd["scale"])
+                    box = _person_box(x, odd["y"], odd["scale"])
+                    probs = (0.9, 0.05)
+                elif anomaly == "appearance":
+                    x = 5 + step * odd["v"]
+                    y = int(odd["y"])
+                    cv2.rectangle(frame, (int(x), y - 18), (int(x) + 30, y - 4), (40, 220, 60), -1)
+                    cv2.circle(frame, (int(x) + 6, y - 3), 3, (20, 20, 20), -1)
+                    cv2.circle(frame, (int(x) + 24, y - 3), 3, (20, 20, 20), -1)
+                    box = (x - 1, y - 19, x + 31, y + 1)
+                    probs = (0.1, 0.8)
+                else:
+                    raise ValueError(f"unknown anomaly {anomaly!r}; choose one of {ANOMALIES}")
+                add(index, odd["id"], box, probs)
+                x1, y1, x2, y2 = (int(round(v)) for v in box)
+                masks[index, max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = True
+            yield frame
 
-    write_atomic(path, write)
+    write_noisy_mp4(path, drawn(), fps, WIDTH, HEIGHT, rng)
     return rows, masks
 
 
@@ -175,6 +169,6 @@ def generate_object_dataset(root: Path, train: int = 6, test_per_anomaly: int = 
 
     write_atomic(root / "labels.csv", write_labels)
     write_atomic(root / "ground_truth.csv", write_truth)
-    (root / "README.json").write_text(json.dumps({"generator": "vad_pipeline.synthetic_objects", "seed": seed,
+    (root / "README.json").write_text(json.dumps({"generator": "vad_pipeline.synthetic.objects", "seed": seed,
                                                   "frames": frames, "anomalies": list(ANOMALIES)}, indent=1))
     return videos

@@ -1,6 +1,6 @@
 """The on-disk workspace: where every stage's artifacts, the manifest and the reports live.
 
-Layout (also in docs/guide.md)::
+Layout (also in docs/workspace.md)::
 
     <workdir>/
       manifest.sqlite              # index and history of every video and artifact (SQLite, WAL)
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 from .manifest import Manifest
 
 DEFAULT_WORKDIR = Path("vad-work")
@@ -110,7 +110,7 @@ class Workspace:
         sha256 = self.manifest.sha256_of(path)
         if not path.is_dir():
             return VideoRef(path=path, sha256=sha256, size=path.stat().st_size, clip=clip)
-        from .frames import DEFAULT_FRAME_RATE
+        from ..io.frames import DEFAULT_FRAME_RATE
 
         rate = float(fps or DEFAULT_FRAME_RATE)
         if rate != DEFAULT_FRAME_RATE:

@@ -1,5 +1,5 @@
 """Finding the videos a user pointed the pipeline at: video files and folders of frames (:mod:`.frames`). The line
-for inputs that hold none is :func:`vad_pipeline.datasets.nothing_found` (it names the dataset layouts tried)."""
+for inputs that hold none is :func:`vad_pipeline.io.datasets.nothing_found` (it names the dataset layouts tried)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .decode import VIDEO_EXTENSIONS
-from .errors import UserError
+from ..errors import UserError
 from .frames import IMAGE_EXTENSIONS, image_files
 
 

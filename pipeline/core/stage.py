@@ -14,7 +14,7 @@ A stage turns one video (plus cached inputs) into artifacts in its folder. The r
   it waited reuses it instead of computing it again.
 
 Where the pending videos run is the executor's business: ``LocalExecutor`` (default) runs them here, one after
-another; ``vad_pipeline.ray_executor.RayExecutor`` runs them on Ray actors. Either way workers only write artifact
+another; ``vad_pipeline.core.ray_executor.RayExecutor`` runs them on Ray actors. Either way workers only write artifact
 files (atomic renames into the shared workspace) and report a ``VideoOutcome``; the manifest is written by the
 driver process alone, so it stays consistent however many workers there are and whatever filesystem holds it.
 """
@@ -31,8 +31,8 @@ from typing import Any, Protocol, Sequence
 
 from tqdm.auto import tqdm
 
-from .atomic import artifact_lock, prepare_folder, save_json_atomic
-from .errors import CacheError, UserError, disk_full, disk_full_error
+from ..io.atomic import artifact_lock, prepare_folder, save_json_atomic
+from ..errors import CacheError, UserError, disk_full, disk_full_error
 from .hashing import config_hash
 from .workspace import VideoRef, Workspace
 

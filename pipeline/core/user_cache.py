@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 log = logging.getLogger(__name__)
 

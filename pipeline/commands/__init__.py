@@ -1,0 +1,2 @@
+"""The ``vad-pipeline`` commands: the command line and what it runs beyond the stages (predict, watch, demo,
+status)."""

@@ -61,7 +61,7 @@ def run_protocol(data: Path, workdir: Path, objects: str = "both", imgsz: int | 
     from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
     from vad_pipeline.postprocess.evaluate import EvalConfig
     from vad_pipeline.core.frame_scores import smooth
-    from vad_pipeline.postprocess.ground_truth import load_many
+    from vad_pipeline.io.ground_truth import load_many
     from vad_pipeline.postprocess.object_baselines import (Coverage, FrameScores, coverage, frame_difference_energy,
                                                            largest_object_speed, save_frame_run)
     from vad_pipeline.postprocess.report import ReportConfig, write_report

@@ -46,7 +46,7 @@ def run_weak(data: Path, workdir: Path, seeds: list[int], precision: str = "auto
     from vad_pipeline.models.data import scan_workspace_features
     from vad_pipeline.models.score import ScoreConfig, score_videos
     from vad_pipeline.postprocess.evaluate import EvalConfig
-    from vad_pipeline.postprocess.ground_truth import load_many
+    from vad_pipeline.io.ground_truth import load_many
     from vad_pipeline.postprocess.object_baselines import FrameScores, frame_difference_energy, save_frame_run
     from vad_pipeline.core.workspace import Workspace
 

@@ -36,7 +36,7 @@ def _split(workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, int], list[s
     each clip's frame labels ``(16 T,)`` (zeros for clips without ground truth: Ped2's normal training clips)."""
     from vad_pipeline.io.datasets import recorded_dataset
     from vad_pipeline.models.data import read_labels_csv, scan_workspace_features
-    from vad_pipeline.postprocess.ground_truth import load_many
+    from vad_pipeline.io.ground_truth import load_many
 
     dataset = recorded_dataset(workdir)
     if dataset is None:

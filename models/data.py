@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,11 @@ import numpy as np
 
 from vad_pipeline.errors import UserError
 from vad_pipeline.core.schemas import clip_name
+from vad_pipeline.io.naming import LABELS, crop_index, label_from_name, label_from_path, video_name
 
 log = logging.getLogger(__name__)
 
-LABELS = {"normal": 0, "anomaly": 1, "anomalous": 1, "abnormal": 1, "0": 0, "1": 1}
-_CROP_SUFFIX = re.compile(r"^(?P<name>.+)__(?P<crop>\d+)$")
+
 
 
 @dataclass(frozen=True)
@@ -75,18 +74,6 @@ def _read_array(path: Path) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def video_name(path_or_name: str) -> str:
-    """The labels key of a feature file or list entry: its stem without ``_i3d`` / ``__<crop>`` suffixes
-    (Windows-style paths from public list files are understood)."""
-    stem = path_or_name.replace("\\", "/").rsplit("/", 1)[-1]
-    for ext in (".npy", ".txt", ".mp4", ".avi"):
-        stem = stem.removesuffix(ext)
-    match = _CROP_SUFFIX.match(stem)
-    if match:
-        stem = match.group("name")
-    return stem.removesuffix("_i3d")
-
-
 def scan_feature_dir(folder: Path) -> list[VideoFeatures]:
     """Every video's features under ``folder`` in the public layouts (see the module docstring)."""
     folder = Path(folder)
@@ -101,7 +88,7 @@ def scan_feature_dir(folder: Path) -> list[VideoFeatures]:
         groups.setdefault(video_name(str(path.relative_to(folder).with_suffix(""))), []).append(path)
     videos = []
     for name, files in groups.items():
-        files.sort(key=lambda p: int(_CROP_SUFFIX.match(p.stem).group("crop")) if _CROP_SUFFIX.match(p.stem) else 0)
+        files.sort(key=lambda p: crop_index(p.stem))
         videos.append(VideoFeatures(name=name, key=name, files=tuple(files), source=str(files[0])))
     if not videos:
         raise UserError(f"--features {folder}: no .npy or .txt feature files found")
@@ -152,37 +139,6 @@ def read_labels_csv(path: Path) -> dict[str, LabelEntry]:
             raise UserError(f"{path}:{number}: split {row[2]!r} is not train or test")
         entries[name] = LabelEntry(LABELS[label], split)
     return entries
-
-
-def label_from_path(source: str | None) -> int | None:
-    """1 / 0 when a folder named anomaly/anomalous/abnormal or normal is in the path, else None."""
-    if not source:
-        return None
-    for part in reversed(Path(source.replace("\\", "/")).parts[:-1]):
-        key = part.lower()
-        if key in ("normal", "normals"):
-            return 0
-        if key in ("anomaly", "anomalous", "abnormal", "anomalies"):
-            return 1
-    return None
-
-
-def label_from_name(name: str) -> int | None:
-    """XD-Violence ``_label_A`` (normal) / ``_label_B..`` (anomalous); UCF-Crime ``Normal_`` (normal)."""
-    match = re.search(r"_label_([A-Z][0-9A-Z-]*)", name)
-    if match:
-        return 0 if match.group(1) == "A" else 1
-    if name.startswith("Normal_"):
-        return 0
-    return None
-
-
-def read_list_file(path: Path) -> set[str]:
-    """Video names from an RTFM-style list (one feature path or name per line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such list file")
-    return {video_name(line.strip()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
 _UCF_CLASSES = ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "RoadAccidents",

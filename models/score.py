@@ -44,12 +44,13 @@ from vad_pipeline.core.schemas import LABELS_FILE
 from vad_pipeline.core.stage import Executor, RunSummary, run_stage
 from vad_pipeline.core.versions import library_versions
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.io.naming import read_list_file
 
 from .apply import SCORING_VERSION, ScoreStage, feature_refs, score_features
 from .base import TrainSchedule, WeakMethod
 from .bundle import ModelBundle, TrainedModel, cached_training, false_alarm_threshold
 from .config import CROP_POOLS, ScoreConfig, TrainConfig
-from .data import VideoFeatures, assign_labels, read_list_file, scan_feature_dir, scan_workspace_features, segment_bag
+from .data import VideoFeatures, assign_labels, scan_feature_dir, scan_workspace_features, segment_bag
 from .registry import get_method
 from .trainer import seed_everything, train_method
 

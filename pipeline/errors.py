@@ -1,5 +1,7 @@
 """The one exception type whose message is shown to the user as a single line (never a traceback)."""
 
+import errno
+
 
 class UserError(Exception):
     """Bad input or environment the user can fix: the message names the file and the fix."""
@@ -23,7 +25,6 @@ class DiskFullError(UserError):
 
 def disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` is an out-of-space error (ENOSPC, or EDQUOT: the user's quota)."""
-    import errno
 
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 

@@ -23,7 +23,7 @@ from vad_pipeline.core.schemas import LABELS_FILE
 from . import metrics as m
 from vad_pipeline.core.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
 from .config import EvalConfig
-from .ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
+from vad_pipeline.io.ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
 from .proposals import Proposal, proposal_frame_scores, tcam_proposals
 
 log = logging.getLogger(__name__)

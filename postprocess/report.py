@@ -41,7 +41,7 @@ from vad_pipeline.core.workspace import Workspace
 from . import figures
 from .config import EvalConfig, ReportConfig
 from .evaluate import RunResult, evaluate
-from .ground_truth import GroundTruth
+from vad_pipeline.io.ground_truth import GroundTruth
 from .proposals import PROPOSALS_SCHEMA
 
 log = logging.getLogger(__name__)

@@ -301,3 +301,16 @@ def test_set_values_are_parsed_by_the_options_types() -> None:
     assert xel.bank_size == 7 and xel.base_options == {"k": 5}
     with pytest.raises(UserError, match="--set k=three: expected an integer"):
         build_options(get_method("mil"), TrainConfig(options={"k": "three"}))
+
+
+def test_building_the_parser_loads_no_torch() -> None:
+    """The config modules the parser reads its defaults from are torch-free: ``vad-pipeline --help`` and a bad
+    option answer without loading a model library."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vad_pipeline.commands.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('torch', 'ultralytics', 'matplotlib', 'decord') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -13,7 +13,7 @@ import pytest
 from conftest import shared_path
 from vad_pipeline.io.datasets import find_layout, frames_to_video, open_dataset, ucsd_mask_archive
 from vad_pipeline.errors import UserError
-from vad_pipeline.postprocess.ground_truth import load_many
+from vad_pipeline.io.ground_truth import load_many
 
 
 def test_ped2_jpg_layout_from_shared_data() -> None:

@@ -166,7 +166,7 @@ def _layout(kind: str, root: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["ped-jpg", "ucsd", "avenue", "shanghaitech"])
 def test_each_dataset_layout_gives_its_split_and_ground_truth(kind: str, tmp_path: Path) -> None:
-    from vad_pipeline.postprocess.ground_truth import load_many
+    from vad_pipeline.io.ground_truth import load_many
 
     _layout(kind, tmp_path / "root")
     dataset = open_dataset(tmp_path / "root", masks_archive=tmp_path / "masks.npz")
@@ -242,7 +242,7 @@ def test_ped2_weak_split_matches_the_published_lists() -> None:
     reads the ``.m`` file's 1-based frame numbers as 0-based (every anomaly one frame later) and gives the padded
     frames the last frame's label. We evaluate against the official labels (the published figures' ground truth is
     off by one frame per anomaly; docs/results-datasets.md says so)."""
-    from vad_pipeline.postprocess.ground_truth import VideoTruth, load_many
+    from vad_pipeline.io.ground_truth import VideoTruth, load_many
 
     root = shared_path("ucsd-ped2")
     published = np.load(shared_path("tevad_lists", "list", "gt-ped2.npy"))

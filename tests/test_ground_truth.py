@@ -9,7 +9,7 @@ import pytest
 
 from conftest import shared_path
 from vad_pipeline.errors import UserError
-from vad_pipeline.postprocess.ground_truth import evaluation_length, load_ground_truth, load_many
+from vad_pipeline.io.ground_truth import evaluation_length, load_ground_truth, load_many
 
 
 def test_ucf_crime_annotation() -> None:

@@ -176,7 +176,8 @@ def test_benchmarks_use_public_names_only() -> None:
 
 
 ROOMS_BELOW = {  # a room of pipeline/ (or the parts, together) and the rooms it must never import
-    "vad_pipeline.io": ("vad_pipeline.core", "vad_pipeline.commands", "vad_pipeline.synthetic"),
+    "vad_pipeline.io": ("vad_pipeline.core", "vad_pipeline.commands", "vad_pipeline.synthetic",
+                        *(f"vad_pipeline.{p}" for p in PARTS)),
     "vad_pipeline.core": ("vad_pipeline.commands", "vad_pipeline.synthetic", *(f"vad_pipeline.{p}" for p in PARTS)),
     "parts": ("vad_pipeline.commands", "vad_pipeline.synthetic"),
     "vad_pipeline.synthetic": ("vad_pipeline.commands", *(f"vad_pipeline.{p}" for p in PARTS)),
@@ -184,8 +185,8 @@ ROOMS_BELOW = {  # a room of pipeline/ (or the parts, together) and the rooms it
 
 
 def test_the_rooms_of_pipeline_depend_one_way() -> None:
-    """``io`` (decoding, inputs, datasets, atomic files) needs nothing of the stage core; ``core`` (workspace,
-    stage, manifest, devices) nothing of the parts; nothing below ``commands`` imports a command, and only commands
+    """``io`` (decoding, inputs, datasets, ground truth, naming, atomic files) needs nothing of the stage core or
+    the parts; ``core`` (workspace, stage, manifest, devices) nothing of the parts; nothing below ``commands`` imports a command, and only commands
     and tests use the generated data of ``synthetic``. Function-level imports count."""
     paths = {_module_name(p): p for folder in FOLDERS for p in (REPO / folder).rglob("*.py")}
     wrong = []

@@ -136,7 +136,7 @@ def test_frame_difference_energy_rises_where_something_moves(tmp_path: Path) -> 
 
 def test_baseline_runs_are_evaluated_like_methods(tmp_path: Path) -> None:
     from vad_pipeline.postprocess.evaluate import EvalConfig, evaluate_run, load_run
-    from vad_pipeline.postprocess.ground_truth import GroundTruth, VideoTruth
+    from vad_pipeline.io.ground_truth import GroundTruth, VideoTruth
     from vad_pipeline.postprocess.object_baselines import FrameScores
 
     labels = np.r_[np.zeros(20), np.ones(10)].astype(np.uint8)

@@ -10,7 +10,8 @@ import pytest
 from conftest import shared_path
 from vad_pipeline.commands.cli import main
 from vad_pipeline.errors import UserError
-from vad_pipeline.models.data import assign_labels, read_labels_csv, read_list_file, scan_feature_dir, video_name
+from vad_pipeline.io.naming import read_list_file, video_name
+from vad_pipeline.models.data import assign_labels, read_labels_csv, scan_feature_dir
 
 
 def test_public_layouts_are_read(tmp_path: Path) -> None:

@@ -29,7 +29,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..io.atomic import artifact_lock
+from ..io.decode import VIDEO_EXTENSIONS
+from ..io.frames import folder_digest, list_frames
 from .hashing import file_sha256
+from .versions import library_versions
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_hashes (
@@ -108,9 +111,6 @@ class Manifest:
         return digest
 
     def _folder_sha256(self, folder: Path) -> str:
-        from ..io.decode import VIDEO_EXTENSIONS
-        from ..io.frames import folder_digest, list_frames
-
         frames = list_frames(folder, VIDEO_EXTENSIONS)
         stamp, size = hashlib.sha256(), 0
         for frame in frames:
@@ -170,8 +170,6 @@ class Manifest:
                        inputs: dict[str, Any], seconds: float | None = None,
                        detail: dict[str, Any] | None = None) -> None:
         """``mark_done`` for an artifact with its upstream keys (``inputs``, see the module docstring)."""
-        from .versions import library_versions
-
         self.mark_done(stage, key, config_hash, config, path, seconds, library_versions(),
                        {**(detail or {}), "inputs": inputs})
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..io.frames import DEFAULT_FRAME_RATE
 from .manifest import Manifest
 
 DEFAULT_WORKDIR = Path("vad-work")
@@ -110,7 +111,6 @@ class Workspace:
         sha256 = self.manifest.sha256_of(path)
         if not path.is_dir():
             return VideoRef(path=path, sha256=sha256, size=path.stat().st_size, clip=clip)
-        from ..io.frames import DEFAULT_FRAME_RATE
 
         rate = float(fps or DEFAULT_FRAME_RATE)
         if rate != DEFAULT_FRAME_RATE:

@@ -9,6 +9,7 @@ those whose process is gone (another process on the same workspace may be writin
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from filelock import FileLock
 
 TMP_PREFIX = ".tmp-"
 
@@ -90,9 +92,7 @@ def save_torch_atomic(target: Path, obj: Any) -> None:
     """``torch.save(obj)`` at ``target`` atomically, the same bytes for the same object: serialised in memory
     first, since ``torch.save`` to a path names the zip's inner folder after the file (here the temporary name,
     which holds the process id)."""
-    import io
-
-    import torch
+    import torch  # only the callers that save torch objects load it
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -164,8 +164,6 @@ def artifact_lock(folder: Path, name: str) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``<folder>/.locks/<name>.lock`` (created when missing) for the ``with``
     block: the processes that compute one artifact of ``folder`` take turns, so the later ones find it done.
     Released when the block ends or the process dies."""
-    from filelock import FileLock
-
     path = Path(folder) / LOCKS_FOLDER / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path):

@@ -23,6 +23,9 @@ in which split, its label and where the ground truth is, so that ``score`` and `
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +34,14 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from .atomic import atomic_path, save_npz_atomic
-from .decode import VIDEO_EXTENSIONS
 from ..errors import UserError
-from .frames import image_files
+from .atomic import atomic_path, save_npz_atomic
+from .decode import VIDEO_EXTENSIONS, _container_frame_count
+from .discovery import find_videos
+from .frames import image_files, natural_key
+from .ground_truth import load_ground_truth, load_many
 from .list_roots import ListDataset, open_list_root
+from .naming import label_from_name, read_list_file, video_name
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,6 @@ class Layout:
 
 
 def _frame_folders(folder: Path) -> list[Path]:
-    from .frames import natural_key
-
     return sorted((p for p in folder.iterdir() if p.is_dir() and image_files(p)),
                   key=lambda p: natural_key(p.name)) if folder.is_dir() else []
 
@@ -152,8 +156,6 @@ def nothing_found(inputs: Iterable[Path | str]) -> UserError:
 
 def video_paths(inputs: list[Path], command: str) -> list[Path]:
     """The videos (files and frame folders) under ``inputs`` for ``command``; one line when there are none."""
-    from .discovery import find_videos
-
     if not inputs:
         raise UserError(f"{command}: no videos given; pass video files or folders")
     paths = find_videos(inputs)
@@ -306,8 +308,6 @@ def _clip_number(name: str) -> int | None:
 
 def _frame_count(source: Path) -> int | None:
     """Frames of a clip without decoding it: images in a folder, the header's count of a video file."""
-    from .decode import _container_frame_count
-
     return len(image_files(source)) if source.is_dir() else _container_frame_count(source) or None
 
 
@@ -326,8 +326,6 @@ def open_dataset(root: Path, split: str | None = None, masks_archive: Path | Non
     layout. Labels come from the ground truth (a test clip with an anomalous frame is anomalous); a ground truth
     whose length disagrees with its clip's frames is one error naming both. ``masks_archive``: where UCSD's
     ``.bmp`` masks are packed for the readers (original layout only)."""
-    from vad_pipeline.postprocess.ground_truth import load_many
-
     layout = detect_layout(root)
     if layout is None or not layout.clips:
         annotated = _annotated_dataset(Path(root), split) or _list_dataset(Path(root), split)
@@ -396,11 +394,6 @@ def _annotated_dataset(root: Path, split: str | None) -> Dataset | None:
     """UCF-Crime (``Anomaly_Train.txt`` + ``Temporal_Anomaly_Annotation*.txt``) or XD-Violence (``annotations.txt``
     naming ``..._label_X`` videos) with their videos (or frame folders) anywhere under ``root``; None otherwise.
     Listed videos that are not under ``root`` are left out, with one line saying how many."""
-    from vad_pipeline.models.data import label_from_name, read_list_file, video_name
-    from vad_pipeline.postprocess.ground_truth import load_ground_truth
-
-    from .discovery import find_videos
-
     if not root.is_dir():
         return None
     train_list, ucf_truth = _find_file(root, "Anomaly_Train.txt"), _find_file(root, "Temporal_Anomaly_Annotation*.txt")
@@ -473,10 +466,6 @@ def record_dataset(workdir: Path, dataset: Dataset, keys: dict[str, str]) -> Pat
     published splits), ``description`` (the split's), ``evaluation`` (``frames``, ``normalize``: the split's
     convention, what ``report`` uses unless told otherwise), ``ground_truth`` (files ``report`` reads), ``labels``
     (the CSV), ``clips`` (``name``, ``source``, ``split``, ``label``, ``video_id``)."""
-    import csv
-    import io
-    import json
-
     folder = Path(workdir) / DATASET_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     text = io.StringIO()
@@ -509,8 +498,6 @@ def record_dataset(workdir: Path, dataset: Dataset, keys: dict[str, str]) -> Pat
 def recorded_dataset(workdir: Path) -> dict | None:
     """The dataset ``extract ROOT`` recorded in ``workdir`` (``dataset.json``), or None; an unreadable record is
     one line saying to extract again."""
-    import json
-
     path = Path(workdir) / DATASET_FOLDER / "dataset.json"
     if not path.is_file():
         return None

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from .decode import VIDEO_EXTENSIONS
 from ..errors import UserError
-from .frames import IMAGE_EXTENSIONS, image_files
+from .decode import VIDEO_EXTENSIONS
+from .frames import IMAGE_EXTENSIONS, image_files, natural_key
 
 
 def find_videos(inputs: Iterable[Path | str], keep_links: bool = False) -> list[Path]:
@@ -22,8 +22,6 @@ def find_videos(inputs: Iterable[Path | str], keep_links: bool = False) -> list[
     line saying so (the other inputs go on). ``keep_links``: follow linked folders and keep each clip under the
     name it is found by (roots that name clips by their folder: a linked ``Test001/`` stays ``Test001``) instead of
     the resolved path."""
-    from .frames import natural_key
-
     def absolute(path: Path) -> Path:
         return path.absolute() if keep_links else path.resolve()
 

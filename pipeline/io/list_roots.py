@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .discovery import find_videos
+from .naming import label_from_name, video_name
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,6 @@ class ListClip:
 def read_ordered_list(path: Path) -> list[str]:
     """The clip names of a list file, in its order (one feature path or name per line; ``_i3d`` and crop suffixes
     removed, Windows paths understood)."""
-    from vad_pipeline.models.data import video_name
-
     try:
         lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
@@ -121,8 +121,6 @@ def _crops_of(list_file: Path) -> str | None:
 
 
 def _training_labels(split: ListSplit, names: list[str]) -> list[int]:
-    from vad_pipeline.models.data import label_from_name
-
     from_names = [label_from_name(n) for n in names]
     if all(label is not None for label in from_names):
         return [int(label) for label in from_names]
@@ -166,10 +164,6 @@ def open_list_root(root: Path, split: str | None, frame_count) -> ListDataset | 
     ``root``), or None when ``root`` holds no list pair. ``frame_count(source)``: a clip's frames. Listed training
     clips that are not under ``root`` are left out with one line; a missing test clip is an error when there is
     ground truth to slice (its frames place every later clip's labels)."""
-    from vad_pipeline.models.data import label_from_name
-
-    from .discovery import find_videos
-
     root = Path(root)
     splits = find_list_splits(root) if root.is_dir() else []
     if not splits:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vad_pipeline.errors import UserError
-from vad_pipeline.models.data import video_name
+from ..errors import UserError
+from .naming import video_name
 
 SNIPPET = 16
 

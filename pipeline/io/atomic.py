@@ -9,6 +9,7 @@ those whose process is gone (another process on the same workspace may be writin
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import logging
@@ -17,7 +18,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from filelock import FileLock
@@ -97,6 +98,17 @@ def save_torch_atomic(target: Path, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_atomic(target, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
+def save_csv_atomic(target: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
+    """A CSV file (``header``, then ``rows``; the csv module's dialect) at ``target`` atomically."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(header)
+            out.writerows(rows)
+
+    write_atomic(target, write)
 
 
 def save_json_atomic(target: Path, payload: Any) -> None:

@@ -16,7 +16,6 @@ layout (schema ``vad-pipeline/tracks/1``; an oracle detector: exact boxes, confi
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..io.atomic import save_json_atomic, save_npz_atomic, write_atomic
+from ..io.atomic import save_csv_atomic, save_json_atomic, save_npz_atomic
 from .videos import _background, _draw_person, write_noisy_mp4
 
 ANOMALIES = ("backward", "jump", "appearance")
@@ -112,15 +111,10 @@ def _render(path: Path, seed: int, frames: int, anomaly: str | None, interval: t
 def _write_tracks(folder: Path, video: Path, rows: list[list[float]], frames: int, fps: float) -> None:
     csv_path = folder / f"{video.stem}.csv"
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(["frame", "track_id", "x1", "y1", "x2", "y2", "confidence", "class", "prob_0", "prob_1"])
-            for row in sorted(rows, key=lambda r: (r[0], r[1])):
-                out.writerow([int(row[0]), int(row[1])] + [f"{v:.2f}" for v in row[2:6]] + [f"{row[6]:.4f}",
-                              int(row[7]), f"{row[8]:.4f}", f"{row[9]:.4f}"])
-
-    write_atomic(csv_path, write)
+    save_csv_atomic(csv_path, ["frame", "track_id", "x1", "y1", "x2", "y2", "confidence", "class", "prob_0", "prob_1"],
+                    ([int(row[0]), int(row[1])] + [f"{v:.2f}" for v in row[2:6]]
+                     + [f"{row[6]:.4f}", int(row[7]), f"{row[8]:.4f}", f"{row[9]:.4f}"]
+                     for row in sorted(rows, key=lambda r: (r[0], r[1]))))
     save_json_atomic(folder / f"{video.stem}.json", {
         "schema": "vad-pipeline/tracks/1", "video": str(video), "video_id": video.stem, "frames": frames,
         "fps": fps, "width": WIDTH, "height": HEIGHT, "class_names": {"0": "person", "1": "other"},
@@ -152,23 +146,10 @@ def generate_object_dataset(root: Path, train: int = 6, test_per_anomaly: int = 
 
     save_npz_atomic(root / "masks.npz", all_masks, compressed=True)
 
-    def write_labels(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(["video", "label", "split"])
-            for video in videos:
-                out.writerow([video.path.stem, "anomaly" if video.anomaly else "normal", video.split])
-
-    def write_truth(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(["video", "start_frame", "end_frame"])
-            for video in videos:
-                if video.interval:
-                    out.writerow([video.path.stem, *video.interval])
-
-    write_atomic(root / "labels.csv", write_labels)
-    write_atomic(root / "ground_truth.csv", write_truth)
+    save_csv_atomic(root / "labels.csv", ["video", "label", "split"],
+                    ([v.path.stem, "anomaly" if v.anomaly else "normal", v.split] for v in videos))
+    save_csv_atomic(root / "ground_truth.csv", ["video", "start_frame", "end_frame"],
+                    ([v.path.stem, *v.interval] for v in videos if v.interval))
     (root / "README.json").write_text(json.dumps({"generator": "vad_pipeline.synthetic.objects", "seed": seed,
                                                   "frames": frames, "anomalies": list(ANOMALIES)}, indent=1))
     return videos

@@ -14,7 +14,6 @@ per anomalous interval, normal videos have no row), and labels as ``video,label,
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +21,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..io.atomic import write_atomic
+from ..io.atomic import save_csv_atomic, write_atomic
 
 EVENTS = ("runner", "vehicle", "fight")
 
@@ -197,26 +196,12 @@ def jpeg_frames(video: Path, quality: int = 95) -> list[bytes]:
 
 
 def write_labels(path: Path, videos: list[SyntheticVideo]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(["video", "label", "split"])
-            for video in videos:
-                out.writerow([video.path.stem, video.label, video.split])
-
-    write_atomic(path, write)
+    save_csv_atomic(path, ["video", "label", "split"], ([v.path.stem, v.label, v.split] for v in videos))
 
 
 def write_ground_truth(path: Path, videos: list[SyntheticVideo]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(["video", "start_frame", "end_frame"])
-            for video in videos:
-                if video.interval:
-                    out.writerow([video.path.stem, *video.interval])
-
-    write_atomic(path, write)
+    save_csv_atomic(path, ["video", "start_frame", "end_frame"],
+                    ([v.path.stem, *v.interval] for v in videos if v.interval))
 
 
 @dataclass(frozen=True)
@@ -268,25 +253,16 @@ def write_feature_set(root: Path, videos: list[SyntheticFeatures]) -> tuple[Path
     for video in videos:
         np.save(folder / f"{video.name}.npy", video.features)
     labels = root / "labels.csv"
-    with open(labels, "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["video", "label", "split"])
-        for video in videos:
-            out.writerow([video.name, "anomaly" if video.label else "normal", video.split])
+    save_csv_atomic(labels, ["video", "label", "split"],
+                    ([v.name, "anomaly" if v.label else "normal", v.split] for v in videos))
     return folder, labels
 
 
 def write_feature_ground_truth(path: Path, videos: list[SyntheticFeatures], snippet_frames: int = 16) -> Path:
     """Frame ground truth of synthetic feature videos as ``video,start_frame,end_frame`` (each anomalous video's
     interval, ``snippet_frames`` frames per snippet); normal videos get no row."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(["video", "start_frame", "end_frame"])
-            for video in videos:
-                anomalous = np.flatnonzero(video.snippet_labels)
-                if anomalous.size:
-                    out.writerow([video.name, snippet_frames * anomalous[0], snippet_frames * (anomalous[-1] + 1)])
-
-    write_atomic(path, write)
+    spans = ((v.name, np.flatnonzero(v.snippet_labels)) for v in videos)
+    save_csv_atomic(path, ["video", "start_frame", "end_frame"],
+                    ([name, snippet_frames * found[0], snippet_frames * (found[-1] + 1)] for name, found in spans
+                     if found.size))
     return path

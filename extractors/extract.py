@@ -43,6 +43,7 @@ from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
 from vad_pipeline.io.prefetch import Prefetcher
 from vad_pipeline.core.stage import RunSummary, Stage
 from vad_pipeline.core.workspace import VideoRef, Workspace
+from vad_pipeline.detectors.config import TrackConfig
 
 from .backbones import SnippetBackbone, backbone_spec, fold_batch_norms, load_backbone
 from .config import CROP_MODES, ExtractConfig
@@ -50,7 +51,6 @@ from .preprocess import CROP_NAMES, device_snippet_crops, resize_frames, snippet
 from .weights import WeightsChoice, resolve_weights
 
 if TYPE_CHECKING:
-    from vad_pipeline.detectors.tracks import TrackConfig
     from vad_pipeline.core.stage import Executor
 
 log = logging.getLogger(__name__)
@@ -411,7 +411,7 @@ def extract_videos(
     Videos are files or folders of frames (at ``fps``, default 25). One dataset root (``vad_pipeline.io.datasets``)
     is read as that dataset through ``split`` (default: its standard split): its clips under the names its ground
     truth uses, recorded in ``<workdir>/dataset/`` for ``score`` and ``report``."""
-    from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
+    from vad_pipeline.detectors.tracks import TrackStage
     from vad_pipeline.core.stage import run_stage
 
     unknown = [s for s in stages if s not in STAGES]

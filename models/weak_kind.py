@@ -19,11 +19,13 @@ import numpy as np
 import torch
 
 from vad_pipeline.errors import UserError
+from vad_pipeline.extractors.config import ExtractConfig
 from vad_pipeline.core.stage import Executor, run_stage
 from vad_pipeline.core.workspace import Workspace
 
 from .base import WeakMethod
 from .bundle import ModelBundle
+from .config import ScoreConfig, TrainConfig
 from .kinds import ModelKind, Predicted, ScoredVideo, config_from_options, register_kind
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ def feature_stage_for(workspace: Workspace, bundle: ModelBundle, model: Path | N
     """The ``features`` stage that makes the features ``bundle`` was trained on, with the speed options of
     ``extract`` (an ``ExtractConfig``); one clear line when this machine would make other features."""
     from vad_pipeline.core.devices import resolve_device, runnable_precision
-    from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
+    from vad_pipeline.extractors.extract import FeatureStage
 
     if bundle.features.get("source") != "workspace":
         raise UserError(f"--model {model}: trained on feature files ({bundle.features.get('dir')}), not on "
@@ -123,8 +125,6 @@ class WeakKind(ModelKind):
         return method_names()
 
     def config(self, options: dict[str, Any], command: str) -> Any:
-        from .score import ScoreConfig, TrainConfig
-
         return config_from_options(TrainConfig if command == "train" else ScoreConfig, options)
 
     def train(self, workspace: Workspace, config: Any) -> Any:

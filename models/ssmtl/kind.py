@@ -9,17 +9,20 @@ bundle's own detector and settings (``track_stage_for``), the ``objects`` stage 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vad_pipeline.detectors.config import MotionConfig, TrackConfig
 from vad_pipeline.errors import UserError
 from vad_pipeline.core.stage import Executor, run_stage
 from vad_pipeline.core.workspace import Workspace
 
 from ..bundle import ModelBundle
 from ..kinds import ModelKind, Predicted, ScoredVideo, config_from_options, register_kind
+from .config import ObjectConfig, SSMTLConfig
 
 METHOD = "ssmtl"
 
@@ -45,8 +48,7 @@ def track_stage_for(workspace: Workspace, bundle: ModelBundle, model: Path | Non
     """The ``tracks`` stage that makes the tracks an SSMTL ``bundle`` was trained on, its detector on ``device``; one
     clear line when this machine would make other tracks (another detector) or the bundle was trained on tracks
     made elsewhere."""
-    from vad_pipeline.detectors.motion import MotionConfig
-    from vad_pipeline.detectors.tracks import TrackConfig, TrackStage
+    from vad_pipeline.detectors.tracks import TrackStage
 
     spec = bundle.features
     if spec.get("source") != "tracks":
@@ -107,11 +109,6 @@ class SSMTLKind(ModelKind):
     def config(self, options: dict[str, Any], command: str) -> Any:
         """``SSMTLConfig`` from the options; ``tasks`` may come as a comma-separated string and the object window
         as ``crop_size``, ``half_window``, ``max_step`` (the CLI's names)."""
-        import dataclasses
-
-        from .objects import ObjectConfig
-        from .runner import SSMTLConfig
-
         options = {k: v for k, v in options.items() if v is not None}  # None: the field's default
         if isinstance(options.get("tasks"), str):
             options["tasks"] = tuple(t.strip() for t in options["tasks"].split(",") if t.strip())

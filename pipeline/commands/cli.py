@@ -155,9 +155,7 @@ def _apply_options(parser: argparse.ArgumentParser, config: type) -> None:
     _option(parser, "--threshold", config, type=float,
             help="alarm threshold (default: the bundle's, calibrated at training time)")
     _backbone_options(parser)
-    _option(parser, "--fps", config, type=float,
-            help=f"frame rate of folders of frames (default {DEFAULT_FRAME_RATE:g}; recorded in the outputs); video "
-                 f"files keep their own")
+    _frame_rate_option(parser)
 
 
 def _executor_options(parser: argparse.ArgumentParser) -> None:

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..synthetic.videos import generate_dataset
+from vad_pipeline.detectors.config import TrackConfig
+from vad_pipeline.extractors.config import ExtractConfig
+
 from ..core.workspace import Workspace
+from ..synthetic.videos import generate_dataset
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,7 @@ class DemoConfig:
 def run_demo(workspace: Workspace, config: DemoConfig) -> int:
     """Generate the videos (once per seed and size), make sure weights exist, extract features and tracks, score with
     every method and write the report. Returns an exit code."""
-    from vad_pipeline.detectors.tracks import TrackConfig
-    from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
+    from vad_pipeline.extractors.extract import extract_videos
 
     from ..io.discovery import find_videos
 

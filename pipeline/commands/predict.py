@@ -29,12 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from ..io.atomic import save_json_atomic, save_npy_atomic
-from ..errors import UserError
+from vad_pipeline.extractors.config import ExtractConfig
+
 from ..core.frame_scores import snippet_to_frames
 from ..core.schemas import PREDICTIONS_SCHEMA
 from ..core.stage import Executor
 from ..core.workspace import Workspace
+from ..errors import UserError
+from ..io.atomic import save_json_atomic, save_npy_atomic
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,6 @@ def predict(workspace: Workspace, inputs: list[Path], config: PredictConfig, ext
     """Score ``inputs`` (video files or folders) with the bundle ``config.model``; see the module docstring.
     ``extract``: an ``ExtractConfig`` with the extraction's speed options (device, batch size, decoder, threads;
     its feature-shaping fields are replaced by the bundle's)."""
-    from vad_pipeline.extractors.extract import ExtractConfig
     from vad_pipeline.models.bundle import load_bundle
     from vad_pipeline.models.kinds import kind_of
 

@@ -39,8 +39,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import UserError
+from vad_pipeline.extractors.config import ExtractConfig
+
 from ..core.workspace import Workspace
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +289,6 @@ def watch(workspace: Workspace, source: str, config: WatchConfig, extract: Any =
           emit: Callable[[dict[str, Any]], None] | None = None) -> WatchSummary:
     """Score ``source`` live with the bundle ``config.model``; see the module docstring. ``emit`` receives each
     JSON event (default: printed on stdout)."""
-    from vad_pipeline.extractors.extract import ExtractConfig
     from vad_pipeline.models.bundle import load_bundle
     from vad_pipeline.models.kinds import kind_of
 

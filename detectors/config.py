@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vad_pipeline.errors import UserError
+from vad_pipeline.errors import UserError, check_at_least_one, check_choice
 
 OBJECT_SOURCES = ("detector", "motion", "both")
 
@@ -58,13 +58,10 @@ class TrackConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.objects not in OBJECT_SOURCES:
-            raise UserError(f"--objects {self.objects}: choose one of {', '.join(OBJECT_SOURCES)}")
+        check_choice("--objects", self.objects, OBJECT_SOURCES)
         if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
             raise UserError(f"--imgsz {self.imgsz}: must be a multiple of 32 (or leave it out to follow the frames)")
-        if self.batch is not None and self.batch < 1:
-            raise UserError(f"--track-batch {self.batch}: must be at least 1")
-        if self.frame_stride < 1:
-            raise UserError(f"--frame-stride {self.frame_stride}: must be at least 1")
+        check_at_least_one("--track-batch", self.batch)
+        check_at_least_one("--frame-stride", self.frame_stride)
         if not 0 < self.conf < 1:
             raise UserError(f"--conf {self.conf}: must be between 0 and 1")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vad_pipeline.errors import UserError
+from vad_pipeline.errors import check_at_least_one, check_choice
 from vad_pipeline.core.precisions import PRECISION_CHOICES
 
 CROP_MODES = {"center": 1, "five": 5, "ten": 10}  # crops per snippet
@@ -43,17 +43,10 @@ class ExtractConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.crops not in CROP_MODES:
-            raise UserError(f"--crops {self.crops}: choose one of {', '.join(CROP_MODES)}")
-        if self.tail not in TAIL_MODES:
-            raise UserError(f"--tail {self.tail}: choose one of {', '.join(TAIL_MODES)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.decoders is not None and self.decoders < 1:
-            raise UserError(f"--decoders {self.decoders}: must be at least 1")
-        if self.preprocess not in PREPROCESS_MODES:
-            raise UserError(f"--preprocess {self.preprocess}: choose one of {', '.join(PREPROCESS_MODES)}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads {self.threads}: must be at least 1")
+        check_choice("--crops", self.crops, CROP_MODES)
+        check_choice("--tail", self.tail, TAIL_MODES)
+        check_at_least_one("--batch-size", self.batch_size)
+        check_at_least_one("--decoders", self.decoders)
+        check_choice("--preprocess", self.preprocess, PREPROCESS_MODES)
+        check_choice("--precision", self.precision, PRECISIONS)
+        check_at_least_one("--threads", self.threads)

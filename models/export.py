@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vad_pipeline.io.atomic import atomic_path
-from vad_pipeline.errors import UserError
+from vad_pipeline.errors import UserError, check_choice
 
 from .bundle import ModelBundle, load_bundle
 from .kinds import kind_of
@@ -40,8 +40,7 @@ class ExportSummary:
 def export_model(model: Path, out: Path | None = None, fmt: str = "onnx") -> ExportSummary:
     """Write ``model``'s scoring network in ``fmt`` to ``out`` (default: beside the bundle, ``.onnx``) and check
     it against torch."""
-    if fmt not in FORMATS:
-        raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    check_choice("--format", fmt, FORMATS)
     try:
         import onnx
         import onnxruntime

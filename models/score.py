@@ -38,7 +38,7 @@ import torch
 
 from vad_pipeline.io.atomic import save_json_atomic
 from vad_pipeline.core.devices import resolve_device, with_resolved_precision
-from vad_pipeline.errors import UserError
+from vad_pipeline.errors import UserError, check_choice
 from vad_pipeline.core.frame_scores import false_alarm_rate, snippet_to_frames
 from vad_pipeline.core.schemas import LABELS_FILE
 from vad_pipeline.core.stage import Executor, RunSummary, run_stage
@@ -265,8 +265,7 @@ def prepare_training(workspace: Workspace, config: TrainConfig) -> tuple[list[Vi
                                                                           dict[str, str], set[str], set[str],
                                                                           dict[str, Any]]:
     """The features, labels, splits, training and test names and the feature spec ``config`` selects."""
-    if config.crop_pool not in CROP_POOLS:
-        raise UserError(f"--crop-pool {config.crop_pool}: choose one of {', '.join(CROP_POOLS)}")
+    check_choice("--crop-pool", config.crop_pool, CROP_POOLS)
     videos, spec = choose_features(workspace, config)
     labels, splits = assign_labels(videos, config.labels, allow_unlabeled=True)
     videos = [v for v in videos if v.name in labels]

@@ -1,6 +1,7 @@
 """The one exception type whose message is shown to the user as a single line (never a traceback)."""
 
 import errno
+from typing import Iterable
 
 
 class UserError(Exception):
@@ -25,7 +26,6 @@ class DiskFullError(UserError):
 
 def disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` is an out-of-space error (ENOSPC, or EDQUOT: the user's quota)."""
-
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -33,3 +33,15 @@ def disk_full_error(where: object) -> DiskFullError:
     """The one line for a full disk while writing under ``where``."""
     return DiskFullError(f"{where}: no space left on device; free some space (or use another --workdir) and run the "
                          "same command again: finished work is kept")
+
+
+def check_choice(option: str, value: object, choices: Iterable[str]) -> None:
+    """One line when ``value`` of ``option`` (``--crops``) is not among ``choices``."""
+    if value not in choices:
+        raise UserError(f"{option} {value}: choose one of {', '.join(choices)}")
+
+
+def check_at_least_one(option: str, value: int | None) -> None:
+    """One line when ``value`` of ``option`` is given and below 1 (None stands for the option's automatic value)."""
+    if value is not None and value < 1:
+        raise UserError(f"{option} {value}: must be at least 1")

@@ -314,3 +314,38 @@ def test_building_the_parser_loads_no_torch() -> None:
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("argv,line", [
+    (["extract", "v.mp4", "--batch-size", "0"], "--batch-size 0: must be at least 1"),
+    (["extract", "v.mp4", "--threads", "-2"], "--threads -2: must be at least 1"),
+    (["extract", "v.mp4", "--frame-stride", "0"], "--frame-stride 0: must be at least 1"),
+    (["score", "--crop-pool", "median", "--features", "f"], None),  # argparse refuses it: choices
+    (["extract", "v.mp4", "--executor", "ray", "--workers", "0"], "--workers 0: must be at least 1"),
+])
+def test_bad_numbers_are_one_line_naming_the_option(argv: list[str], line: str | None, tmp_path, capsys) -> None:
+    """The configs' own checks (``errors.check_at_least_one`` / ``check_choice``) answer in the option's words,
+    before any work starts; argparse answers for its choices."""
+    from vad_pipeline.commands.cli import main
+
+    (tmp_path / "v.mp4").write_bytes(b"")
+    argv = [str(tmp_path / a) if a == "v.mp4" else a for a in argv]
+    try:
+        code = main([*argv, "--workdir", str(tmp_path / "w")])
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    if line:
+        assert line in err and "Traceback" not in err
+
+
+def test_a_config_refuses_a_value_outside_its_vocabulary() -> None:
+    from vad_pipeline.detectors.config import TrackConfig
+    from vad_pipeline.errors import UserError
+    from vad_pipeline.extractors.config import ExtractConfig
+
+    with pytest.raises(UserError, match=r"^--objects boxes: choose one of detector, motion, both$"):
+        TrackConfig(objects="boxes")
+    with pytest.raises(UserError, match=r"^--crops nine: choose one of center, five, ten$"):
+        ExtractConfig(crops="nine")

@@ -50,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vad_pipeline.core.devices import autocast, resolve_device, with_resolved_precision
-from vad_pipeline.errors import UserError
+from vad_pipeline.errors import UserError, check_choice
 from vad_pipeline.core.frame_scores import false_alarm_rate
 from vad_pipeline.core.schemas import clip_name
 from vad_pipeline.core.stage import Executor, run_stage
@@ -152,13 +152,11 @@ def cut_objects(workspace: Workspace, config: ObjectConfig, teacher: Teacher, vi
 
 
 def _check(config: SSMTLConfig) -> None:
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"--lr-schedule {config.lr_schedule}: choose one of {', '.join(LR_SCHEDULES)}")
+    check_choice("--lr-schedule", config.lr_schedule, LR_SCHEDULES)
     unknown = [t for t in config.tasks if t not in TASK_CHOICES]
     if unknown or not config.tasks:
         raise UserError(f"--tasks: {','.join(unknown) or 'none'} is not a task; choose from {','.join(TASK_CHOICES)}")
-    if config.variant not in VARIANTS:
-        raise UserError(f"--variant {config.variant}: choose one of {', '.join(VARIANTS)}")
+    check_choice("--variant", config.variant, VARIANTS)
     if not object_tasks(config.tasks):
         raise UserError(f"--tasks {','.join(config.tasks)}: name at least one task that scores objects "
                         f"({','.join(t for t in TASK_CHOICES if t not in config.tasks)})")

@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..errors import UserError
+from ..errors import UserError, check_at_least_one
 from .stage import Stage, StagePlan, VideoOutcome, record_outcome, run_video
 from .workspace import VideoRef, Workspace
 
@@ -78,10 +78,8 @@ class RayExecutor:
     timings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise UserError(f"--workers {self.workers}: must be at least 1")
-        if self.cpus_per_worker < 1:
-            raise UserError(f"--cpus-per-worker {self.cpus_per_worker}: must be at least 1")
+        check_at_least_one("--workers", self.workers)
+        check_at_least_one("--cpus-per-worker", self.cpus_per_worker)
 
     def _connect(self) -> tuple[Any, bool]:
         ray = _import_ray()

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad_pipeline.io.decode import open_video
-from vad_pipeline.io.discovery import find_videos
 from vad_pipeline.extractors.backbones import BACKBONES, load_backbone
 from vad_pipeline.extractors.preprocess import resize_frames, snippet_crops
 from vad_pipeline.extractors.weights import resolve_weights
+from vad_pipeline.io.decode import open_video
+from vad_pipeline.io.discovery import find_videos
 
 
 def main() -> None:

@@ -19,9 +19,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from vad_pipeline.synthetic.videos import jpeg_frames, render_video
 from vad_pipeline.commands.watch import WatchConfig, watch
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.synthetic.videos import jpeg_frames, render_video
 
 
 def rss_mb() -> float:

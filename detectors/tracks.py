@@ -31,13 +31,13 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from vad_pipeline.io.atomic import atomic_path, save_json_atomic
-from vad_pipeline.io.decode import open_video
 from vad_pipeline.core.devices import resolve_device
-from vad_pipeline.errors import CacheError, UserError
-from vad_pipeline.io.prefetch import prefetched
 from vad_pipeline.core.stage import Stage
 from vad_pipeline.core.workspace import VideoRef, Workspace
+from vad_pipeline.errors import CacheError, UserError
+from vad_pipeline.io.atomic import atomic_path, save_json_atomic
+from vad_pipeline.io.decode import open_video
+from vad_pipeline.io.prefetch import prefetched
 
 from .config import TrackConfig
 from .motion import MOVING_CLASS_NAME, MotionProposer, merge_detections

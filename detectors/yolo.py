@@ -22,8 +22,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from vad_pipeline.io.atomic import atomic_path, save_json_atomic
 from vad_pipeline.errors import UserError, WeightsError
+from vad_pipeline.io.atomic import atomic_path, save_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vad_pipeline.errors import check_at_least_one, check_choice
 from vad_pipeline.core.precisions import PRECISION_CHOICES
+from vad_pipeline.errors import check_at_least_one, check_choice
 
 CROP_MODES = {"center": 1, "five": 5, "ten": 10}  # crops per snippet
 TAIL_MODES = ("drop", "pad")

@@ -36,14 +36,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad_pipeline.io.atomic import atomic_path, save_json_atomic
-from vad_pipeline.io.decode import FrameReader, open_video
 from vad_pipeline.core.devices import autocast, resolve_device, resolve_precision
-from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
-from vad_pipeline.io.prefetch import Prefetcher
 from vad_pipeline.core.stage import RunSummary, Stage
 from vad_pipeline.core.workspace import VideoRef, Workspace
 from vad_pipeline.detectors.config import TrackConfig
+from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
+from vad_pipeline.io.atomic import atomic_path, save_json_atomic
+from vad_pipeline.io.decode import FrameReader, open_video
+from vad_pipeline.io.prefetch import Prefetcher
 
 from .backbones import SnippetBackbone, backbone_spec, fold_batch_norms, load_backbone
 from .config import CROP_MODES, ExtractConfig

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.io.atomic import save_json_atomic, save_torch_atomic
-from vad_pipeline.errors import WeightsError
 from vad_pipeline.core.hashing import file_sha256
 from vad_pipeline.core.user_cache import cache_dir, pip_download
+from vad_pipeline.errors import WeightsError
+from vad_pipeline.io.atomic import save_json_atomic, save_torch_atomic
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic
 from vad_pipeline.core.devices import resolve_device
-from vad_pipeline.errors import CacheError
 from vad_pipeline.core.schemas import SCORES_SCHEMA
 from vad_pipeline.core.stage import Stage
 from vad_pipeline.core.workspace import NamedRef, VideoRef
+from vad_pipeline.errors import CacheError
+from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic
 
 from .base import WeakMethod
 from .bundle import ModelBundle

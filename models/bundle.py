@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from vad_pipeline.io.atomic import save_torch_atomic
-from vad_pipeline.errors import UserError
 from vad_pipeline.core.schemas import BUNDLE_SCHEMA
+from vad_pipeline.errors import UserError
+from vad_pipeline.io.atomic import save_torch_atomic
 
 from .base import WeakMethod
 from .kinds import kind_of

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vad_pipeline.errors import UserError
 from vad_pipeline.core.schemas import clip_name
+from vad_pipeline.errors import UserError
 from vad_pipeline.io.naming import LABELS, crop_index, label_from_name, label_from_path, video_name
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad_pipeline.io.atomic import atomic_path
 from vad_pipeline.errors import UserError, check_choice
+from vad_pipeline.io.atomic import atomic_path
 
 from .bundle import ModelBundle, load_bundle
 from .kinds import kind_of

@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.io.atomic import save_json_atomic
 from vad_pipeline.core.devices import resolve_device, with_resolved_precision
-from vad_pipeline.errors import UserError, check_choice
 from vad_pipeline.core.frame_scores import false_alarm_rate, snippet_to_frames
 from vad_pipeline.core.schemas import LABELS_FILE
 from vad_pipeline.core.stage import Executor, RunSummary, run_stage
 from vad_pipeline.core.versions import library_versions
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.errors import UserError, check_choice
+from vad_pipeline.io.atomic import save_json_atomic
 from vad_pipeline.io.naming import read_list_file
 
 from .apply import SCORING_VERSION, ScoreStage, feature_refs, score_features

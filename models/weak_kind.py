@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vad_pipeline.errors import UserError
-from vad_pipeline.extractors.config import ExtractConfig
 from vad_pipeline.core.stage import Executor, run_stage
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.errors import UserError
+from vad_pipeline.extractors.config import ExtractConfig
 
 from .base import WeakMethod
 from .bundle import ModelBundle

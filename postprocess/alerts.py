@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from vad_pipeline.io.atomic import atomic_path
 from vad_pipeline.core.schemas import ALERT_COLUMNS
+from vad_pipeline.io.atomic import atomic_path
 
 from .proposals import runs
 

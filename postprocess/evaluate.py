@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from vad_pipeline.errors import UserError
+from vad_pipeline.core.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
 from vad_pipeline.core.schemas import LABELS_FILE
+from vad_pipeline.errors import UserError
+from vad_pipeline.io.ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
 
 from . import metrics as m
-from vad_pipeline.core.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
 from .config import EvalConfig
-from vad_pipeline.io.ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
 from .proposals import Proposal, proposal_frame_scores, tcam_proposals
 
 log = logging.getLogger(__name__)

@@ -24,12 +24,12 @@ from typing import Any, Iterable
 import numpy as np
 from scipy import ndimage
 
-from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic
-from vad_pipeline.detectors.motion import frame_motion
-from vad_pipeline.errors import UserError
 from vad_pipeline.core.schemas import SCORES_SCHEMA
 from vad_pipeline.core.stage import Stage
 from vad_pipeline.core.workspace import VideoRef
+from vad_pipeline.detectors.motion import frame_motion
+from vad_pipeline.errors import UserError
+from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic
 
 
 @dataclass

@@ -29,19 +29,19 @@ import jinja2
 import numpy as np
 
 from vad_pipeline import __version__
-from vad_pipeline.io.atomic import prepare_folder, save_json_atomic, write_atomic
-from vad_pipeline.io.decode import VIDEO_EXTENSIONS
-from vad_pipeline.io.frames import is_frame_folder
-from vad_pipeline.errors import UserError
 from vad_pipeline.core.hashing import config_hash
 from vad_pipeline.core.schemas import PREDICTIONS_SCHEMA
 from vad_pipeline.core.versions import library_versions
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.errors import UserError
+from vad_pipeline.io.atomic import prepare_folder, save_json_atomic, write_atomic
+from vad_pipeline.io.decode import VIDEO_EXTENSIONS
+from vad_pipeline.io.frames import is_frame_folder
+from vad_pipeline.io.ground_truth import GroundTruth
 
 from . import figures
 from .config import EvalConfig, ReportConfig
 from .evaluate import RunResult, evaluate
-from vad_pipeline.io.ground_truth import GroundTruth
 from .proposals import PROPOSALS_SCHEMA
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.io.datasets import find_layout, frames_to_video, open_dataset, ucsd_mask_archive
 from vad_pipeline.errors import UserError
+from vad_pipeline.io.datasets import find_layout, frames_to_video, open_dataset, ucsd_mask_archive
 from vad_pipeline.io.ground_truth import load_many
 
 

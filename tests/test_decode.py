@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from vad_pipeline.io.decode import open_video
 from vad_pipeline.errors import VideoError
+from vad_pipeline.io.decode import open_video
 
 
 @pytest.mark.parametrize("decoder", ["decord", "opencv"])

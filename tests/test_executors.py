@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
 from vad_pipeline.core.manifest import Manifest
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.extractors.extract import ExtractConfig, extract_videos
 
 VOLATILE_SIDECAR_KEYS = {"seconds", "created"}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vad_pipeline.io.atomic import TMP_PREFIX
 from vad_pipeline.commands.cli import main
+from vad_pipeline.io.atomic import TMP_PREFIX
 
 
 def _artifacts(workdir: Path) -> dict[str, bytes]:

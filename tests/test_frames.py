@@ -13,12 +13,12 @@ import pytest
 
 from conftest import shared_path
 from vad_pipeline.commands.cli import main
+from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.errors import UserError, VideoError
 from vad_pipeline.io.datasets import PED2_WEAK_TEST, open_dataset
 from vad_pipeline.io.decode import open_video
 from vad_pipeline.io.discovery import find_videos
-from vad_pipeline.errors import UserError, VideoError
 from vad_pipeline.io.frames import natural_key
-from vad_pipeline.core.workspace import Workspace
 
 
 def _write_frames(folder: Path, count: int, size: tuple[int, int] = (48, 64), suffix: str = ".png",

@@ -14,10 +14,10 @@ import torch
 
 from conftest import shared_path
 from vad_pipeline.commands.cli import main
-from vad_pipeline.io.decode import open_video
+from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
 from vad_pipeline.extractors.preprocess import device_snippet_crops, resize_frames, snippet_crops
-from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.io.decode import open_video
 
 
 def _frames(name: str, count: int = 32) -> np.ndarray:

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import shared_path
 from vad_pipeline.commands.cli import main
-from vad_pipeline.io.datasets import PED2_WEAK_TEST, PED2_WEAK_TRAIN, open_dataset, split_of
 from vad_pipeline.errors import UserError
+from vad_pipeline.io.datasets import PED2_WEAK_TEST, PED2_WEAK_TRAIN, open_dataset, split_of
 from vad_pipeline.io.list_roots import find_list_splits
 
 

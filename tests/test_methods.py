@@ -12,10 +12,10 @@ from conftest import native_bf16_only
 import torch
 from sklearn.metrics import roc_auc_score
 
+from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.models.bundle import load_bundle
 from vad_pipeline.models.score import ScoreConfig, score_videos
 from vad_pipeline.synthetic.videos import synthetic_features, write_feature_set
-from vad_pipeline.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vad_pipeline.postprocess import metrics as m
 from vad_pipeline.core.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
+from vad_pipeline.postprocess import metrics as m
 from vad_pipeline.postprocess.proposals import Proposal, proposal_frame_scores, runs, tcam_proposals
 
 LABELS = np.array([0, 0, 1, 1])

@@ -12,11 +12,11 @@ import torch
 
 from conftest import native_bf16_only, shared_path
 from vad_pipeline.commands.cli import main
-from vad_pipeline.io.decode import open_video
 from vad_pipeline.core.devices import autocast, check_precision, native_bf16, resolve_precision, runnable_precision
+from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.errors import UserError
 from vad_pipeline.extractors.extract import ExtractConfig, FeatureStage
-from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.io.decode import open_video
 
 
 def _clips(stage: FeatureStage, name: str = "carphone_pristine.mp4") -> np.ndarray:

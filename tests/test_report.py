@@ -13,9 +13,9 @@ import pytest
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 
 from vad_pipeline.commands.cli import main
+from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.models.score import ScoreConfig, score_videos
 from vad_pipeline.synthetic.videos import synthetic_features, write_feature_ground_truth, write_feature_set
-from vad_pipeline.core.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = "normal_<img src=x onerror=alert(1)>&"

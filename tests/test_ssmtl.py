@@ -13,11 +13,11 @@ from conftest import native_bf16_only
 import torch
 
 from vad_pipeline.commands.cli import main
+from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.models.ssmtl import ObjectConfig, SSMTLConfig, score_ssmtl
 from vad_pipeline.models.ssmtl.network import VARIANTS, SSMTLNet
 from vad_pipeline.models.ssmtl.tasks import consecutive, intermittent, without_middle
 from vad_pipeline.synthetic.objects import generate_object_dataset
-from vad_pipeline.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from vad_pipeline.commands.cli import main
+from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.errors import UserError
 from vad_pipeline.models.bundle import load_bundle
 from vad_pipeline.models.ssmtl import SSMTLConfig
 from vad_pipeline.models.ssmtl.apply import SSMTLModel
 from vad_pipeline.models.ssmtl.objects import load_objects
 from vad_pipeline.synthetic.objects import generate_object_dataset
-from vad_pipeline.core.workspace import Workspace
 
 pytestmark = pytest.mark.slow  # the module's fixture tracks, trains and predicts (tens of seconds on 2 cores)
 

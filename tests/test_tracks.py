@@ -13,11 +13,11 @@ import pytest
 
 from conftest import REPO, shared_path
 from vad_pipeline.commands.cli import main
-from vad_pipeline.io.decode import open_video
 from vad_pipeline.detectors.crops import crop_box, object_sequences
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.detectors.visualize import annotated_frames, contact_sheet, save_png, track_timeline
 from vad_pipeline.detectors.yolo import shipped_person_detector
+from vad_pipeline.io.decode import open_video
 
 ARTIFACTS = REPO / "test-artifacts"
 

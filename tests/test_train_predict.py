@@ -12,14 +12,14 @@ import torch
 
 from conftest import shared_path
 from vad_pipeline.commands.cli import main
+from vad_pipeline.commands.predict import PredictConfig, predict
+from vad_pipeline.core.frame_scores import false_alarm_rate
+from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.errors import UserError
 from vad_pipeline.models.apply import score_features
-from vad_pipeline.core.frame_scores import false_alarm_rate
 from vad_pipeline.models.bundle import load_bundle
 from vad_pipeline.models.score import ScoreConfig, TrainConfig, score_videos, train_model
-from vad_pipeline.commands.predict import PredictConfig, predict
 from vad_pipeline.synthetic.videos import synthetic_features, write_feature_set
-from vad_pipeline.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

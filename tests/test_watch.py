@@ -12,10 +12,10 @@ import cv2
 import pytest
 
 from vad_pipeline.commands.cli import main
-from vad_pipeline.errors import UserError
-from vad_pipeline.synthetic.videos import generate_dataset, jpeg_frames, render_video
 from vad_pipeline.commands.watch import WatchConfig, parse_source, watch
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.errors import UserError
+from vad_pipeline.synthetic.videos import generate_dataset, jpeg_frames, render_video
 
 ANOMALY = (64, 128)  # frames of the vehicle in the watched video
 FRAMES = 160

@@ -32,13 +32,13 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 import torch
 
-from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
-from vad_pipeline.detectors.flow import speed_and_place
 from vad_pipeline.core.devices import autocast, resolve_device, runnable_precision
-from vad_pipeline.errors import CacheError
 from vad_pipeline.core.frame_scores import smooth
 from vad_pipeline.core.schemas import SCORES_SCHEMA, object_scores_header
 from vad_pipeline.core.workspace import VideoRef
+from vad_pipeline.detectors.flow import speed_and_place
+from vad_pipeline.errors import CacheError
+from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic, save_npz_atomic, write_atomic
 
 from ..apply import BundleScoreStage, read_score_entry
 from .config import MEMORY_TASKS, TASKS

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from vad_pipeline.detectors.config import MotionConfig, TrackConfig
-from vad_pipeline.errors import UserError
 from vad_pipeline.core.stage import Executor, run_stage
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.detectors.config import MotionConfig, TrackConfig
+from vad_pipeline.errors import UserError
 
 from ..bundle import ModelBundle
 from ..kinds import ModelKind, Predicted, ScoredVideo, config_from_options, register_kind

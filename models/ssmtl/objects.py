@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from vad_pipeline.io.atomic import atomic_path, save_npz_atomic
+from vad_pipeline.core.stage import Stage
+from vad_pipeline.core.workspace import NamedRef, VideoRef
 from vad_pipeline.detectors.crops import object_sequences
 from vad_pipeline.detectors.flow import FlowConfig, object_velocities
 from vad_pipeline.detectors.motion import frame_motion
 from vad_pipeline.detectors.tracks import read_tracks
 from vad_pipeline.errors import CacheError
-from vad_pipeline.core.stage import Stage
-from vad_pipeline.core.workspace import NamedRef, VideoRef
+from vad_pipeline.io.atomic import atomic_path, save_npz_atomic
 
 from .config import ObjectConfig
 from .teacher import Teacher

@@ -50,12 +50,12 @@ import torch
 from tqdm.auto import tqdm
 
 from vad_pipeline.core.devices import autocast, resolve_device, with_resolved_precision
-from vad_pipeline.errors import UserError, check_choice
 from vad_pipeline.core.frame_scores import false_alarm_rate
 from vad_pipeline.core.schemas import clip_name
 from vad_pipeline.core.stage import Executor, run_stage
 from vad_pipeline.core.versions import library_versions
 from vad_pipeline.core.workspace import Workspace
+from vad_pipeline.errors import UserError, check_choice
 
 from ..bundle import ModelBundle, TrainedModel, cached_training, false_alarm_threshold
 from ..data import VideoFeatures, assign_labels

@@ -37,13 +37,15 @@ import torch
 from tqdm.auto import tqdm
 
 from vad_pipeline.core.devices import autocast, resolve_device, resolve_precision
-from vad_pipeline.core.stage import RunSummary, Stage
+from vad_pipeline.core.stage import RunSummary, Stage, run_stage
 from vad_pipeline.core.workspace import VideoRef, Workspace
 from vad_pipeline.detectors.config import TrackConfig
 from vad_pipeline.errors import CacheError, UserError, VideoError, WeightsError
 from vad_pipeline.io.atomic import atomic_path, save_json_atomic
 from vad_pipeline.io.decode import FrameReader, open_video
 from vad_pipeline.io.prefetch import Prefetcher
+from vad_pipeline.io.datasets import DATASET_FOLDER, nothing_found, open_dataset, record_dataset
+from vad_pipeline.io.discovery import find_videos
 
 from .backbones import SnippetBackbone, backbone_spec, fold_batch_norms, load_backbone
 from .config import CROP_MODES, ExtractConfig
@@ -412,7 +414,6 @@ def extract_videos(
     is read as that dataset through ``split`` (default: its standard split): its clips under the names its ground
     truth uses, recorded in ``<workdir>/dataset/`` for ``score`` and ``report``."""
     from vad_pipeline.detectors.tracks import TrackStage
-    from vad_pipeline.core.stage import run_stage
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
@@ -464,9 +465,6 @@ def _inputs(workspace: Workspace, inputs: list[Path | str], split: str | None,
             fps: float | None) -> tuple[list[Path | VideoRef], list[tuple[Path, str]]]:
     """The videos ``extract`` runs on: a dataset root's clips (named, recorded in the workspace; the clips that
     cannot be read fail alone), else the video files and frame folders under ``inputs``."""
-    from vad_pipeline.io.datasets import DATASET_FOLDER, nothing_found, open_dataset, record_dataset
-    from vad_pipeline.io.discovery import find_videos
-
     folders = [Path(p) for p in inputs if Path(p).is_dir()]
     dataset = None
     if len(inputs) == 1 and folders:

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
+from vad_pipeline.core.hashing import config_hash
 from vad_pipeline.core.schemas import BUNDLE_SCHEMA
 from vad_pipeline.errors import UserError
-from vad_pipeline.io.atomic import save_torch_atomic
+from vad_pipeline.io.atomic import artifact_lock, prepare_folder, save_torch_atomic
 
 from .base import WeakMethod
 from .kinds import kind_of
@@ -98,9 +99,6 @@ def cached_training(workspace: "Workspace", method: str, key_config: dict[str, A
     ones load it), the cached bundle is loaded (a corrupt one is trained again, with a warning; ``force`` trains
     anyway), else ``train(key)`` makes it and it is saved atomically; either way the manifest records its row with
     the ``lineage`` inputs, and the bundle is also written to ``out`` when asked."""
-    from vad_pipeline.io.atomic import artifact_lock, prepare_folder
-    from vad_pipeline.core.hashing import config_hash
-
     key = config_hash(key_config)
     folder = workspace.root / "models"
     prepare_folder(folder)

@@ -22,6 +22,7 @@ from vad_pipeline.core.stage import Executor, run_stage
 from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.errors import UserError
 from vad_pipeline.extractors.config import ExtractConfig
+from vad_pipeline.io.datasets import video_paths
 
 from .base import WeakMethod
 from .bundle import ModelBundle
@@ -152,8 +153,6 @@ class WeakKind(ModelKind):
         if request.features is not None:
             videos = scan_feature_dir(request.features)
         else:
-            from vad_pipeline.io.datasets import video_paths
-
             stage = feature_stage_for(workspace, bundle, request.model, extract, request.progress)  # a spec that
             paths = video_paths(inputs, "predict")  # cannot be applied here is said first
             summary = run_stage(workspace, stage, paths, progress=request.progress, executor=executor,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vad_pipeline.core.frame_scores import false_alarm_rate, minmax, smooth, snippet_to_frames
-from vad_pipeline.core.schemas import LABELS_FILE
+from vad_pipeline.core.schemas import LABELS_FILE, read_object_scores
 from vad_pipeline.errors import UserError
 from vad_pipeline.io.ground_truth import GroundTruth, VideoTruth, evaluation_length, load_many
 
@@ -282,8 +282,6 @@ def _task_metrics(results: list[VideoResult], config: EvalConfig) -> dict[str, A
 def _region_metrics(run: ScoreRun, results: list[VideoResult], truth: GroundTruth) -> dict[str, Any] | None:
     """RBDC / TBDC for runs that wrote per-object boxes (``<key>.objects.csv``) on videos with pixel masks. Object
     scores are min-max normalised per video (the object-centric convention) and drawn as boxes."""
-    from vad_pipeline.core.schemas import read_object_scores
-
     accumulator = m.RegionTrackAccumulator()
     videos = 0
     for result in results:

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from vad_pipeline.io.frames import image_files  # noqa: E402
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
@@ -78,8 +80,6 @@ def roc_pr(curves: dict[str, dict[str, np.ndarray]], aucs: dict[str, tuple[float
 def thumbnails(video: Path, count: int = 8, height: int = 72) -> bytes | None:
     """``count`` evenly spaced frames of ``video`` (a file: OpenCV seek; a folder of frames: those images) side by
     side as one PNG; None when unreadable."""
-    from vad_pipeline.io.frames import image_files
-
     images = image_files(video) if Path(video).is_dir() else None
     capture = None if images is not None else cv2.VideoCapture(str(video))
     if capture is not None and not capture.isOpened():

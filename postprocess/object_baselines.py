@@ -25,8 +25,8 @@ import numpy as np
 from scipy import ndimage
 
 from vad_pipeline.core.schemas import SCORES_SCHEMA
-from vad_pipeline.core.stage import Stage
-from vad_pipeline.core.workspace import VideoRef
+from vad_pipeline.core.stage import Stage, run_stage
+from vad_pipeline.core.workspace import NamedRef, VideoRef, Workspace
 from vad_pipeline.detectors.motion import frame_motion
 from vad_pipeline.errors import UserError
 from vad_pipeline.io.atomic import save_json_atomic, save_npy_atomic
@@ -181,9 +181,6 @@ def save_frame_run(workdir: Path, method: str, config: dict[str, Any], videos: I
     """Write frame scores as the ``scores`` run ``<workdir>/scores/<method>-<hash of config>/`` through
     :class:`FrameScoreStage` (every entry rewritten: the scores were just computed), plus the run's
     ``summary.json`` (``method``, ``config``, ``videos``)."""
-    from vad_pipeline.core.stage import run_stage
-    from vad_pipeline.core.workspace import NamedRef, Workspace
-
     by_key = {video.key: video for video in videos}
     stage = FrameScoreStage(method, config, by_key)
     refs = [NamedRef(path=Path(v.source or v.key), sha256=v.key, size=0, name=v.key) for v in by_key.values()]

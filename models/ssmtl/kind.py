@@ -19,6 +19,7 @@ from vad_pipeline.core.stage import Executor, run_stage
 from vad_pipeline.core.workspace import Workspace
 from vad_pipeline.detectors.config import MotionConfig, TrackConfig
 from vad_pipeline.errors import UserError
+from vad_pipeline.io.datasets import video_paths
 
 from ..bundle import ModelBundle
 from ..kinds import ModelKind, Predicted, ScoredVideo, config_from_options, register_kind
@@ -155,8 +156,6 @@ class SSMTLKind(ModelKind):
                 raise UserError(f"--tracks {folder}: holds no tracks (<name>.csv with a <name>.json sidecar)")
             detector = None
         else:
-            from vad_pipeline.io.datasets import video_paths
-
             tracks_stage = track_stage_for(workspace, bundle, request.model, request.progress, extract.device)
             summary = run_stage(workspace, tracks_stage, video_paths(inputs, "predict"), progress=request.progress,
                                 executor=executor, frame_rate=request.fps)
